@@ -1,0 +1,54 @@
+using Posteriors.Trees;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Posteriors;
+
+/// <summary>A log posterior's value, auxiliary output and gradient at one point.</summary>
+/// <param name="Value">log π(θ; batch), a detached scalar tensor.</param>
+/// <param name="Aux">The auxiliary output, detached, or <c>null</c>.</param>
+/// <param name="Gradient">∇θ log π (ascent direction), a detached tree shaped like θ.</param>
+public sealed record ValueAndGradient(Tensor Value, Tensor? Aux, ParameterTree Gradient);
+
+/// <summary>Gradients of log posteriors: one forward and one backward pass per call.</summary>
+public static class Autodiff
+{
+    /// <summary>
+    /// Evaluates <paramref name="logPosterior"/> at <paramref name="parameters"/> with autograd recording, and returns
+    /// the result with the leaves to differentiate with respect to (fresh leaves sharing the storage of
+    /// <paramref name="parameters"/>, or the result's <see cref="LogDensityResult.Wrt"/>). Curvature utilities that need
+    /// more than one gradient (per-sample gradients, Hessian–vector products) start here.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The value is not a scalar, or <c>Wrt</c> does not match the parameters.</exception>
+    public static (LogDensityResult Result, ParameterTree Wrt) Evaluate<TBatch>(
+        LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(logPosterior);
+        ArgumentNullException.ThrowIfNull(parameters);
+        using var _ = enable_grad();
+        var leaves = parameters.Map(t => t.detach().requires_grad_(true));
+        var result = logPosterior(leaves, batch);
+        if (result.Value is null || result.Value.numel() != 1)
+            throw new InvalidOperationException(
+                $"The log posterior must return a scalar; it returned shape {ParameterTree.Shape(result.Value!)}. " +
+                "Average the per-datum log likelihoods over the batch (REFERENCE §1).");
+        var wrt = result.Wrt ?? leaves;
+        if (result.Wrt is not null) parameters.EnsureSameStructure(result.Wrt, nameof(LogDensityResult.Wrt));
+        return (result, wrt);
+    }
+
+    /// <summary>
+    /// log π(θ; batch) and ∇θ log π in one backward pass. Parameters the value does not depend on get a zero gradient.
+    /// </summary>
+    public static ValueAndGradient ValueAndGrad<TBatch>(LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch)
+    {
+        var (result, wrt) = Evaluate(logPosterior, parameters, batch);
+        var value = result.Value.reshape(Array.Empty<long>());
+        if (!value.requires_grad)
+            return new ValueAndGradient(value.detach(), result.Aux?.detach(), parameters.ZerosLike());
+        var grads = autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true);
+        var gradient = new ParameterTree(wrt.Names.Select((name, i) =>
+            new KeyValuePair<string, Tensor>(name, grads[i] is null || grads[i].IsInvalid ? zeros_like(wrt.Leaves[i]) : grads[i].detach())));
+        return new ValueAndGradient(value.detach(), result.Aux?.detach(), gradient);
+    }
+}
