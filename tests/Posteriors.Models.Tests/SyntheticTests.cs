@@ -1,0 +1,18 @@
+using Posteriors.Models;
+
+namespace Posteriors.Models.Tests;
+
+public class SyntheticTests
+{
+    [Test]
+    public void LinearRegressionIsReproducibleAndShaped()
+    {
+        var (x1, y1, t1) = Synthetic.LinearRegression(50, 3, 0.1, seed: 4);
+        var (x2, y2, _) = Synthetic.LinearRegression(50, 3, 0.1, seed: 4);
+        Assert.That(x1.shape, Is.EqualTo(new long[] { 50, 3 }));
+        Assert.That(y1.shape, Is.EqualTo(new long[] { 50 }));
+        Assert.That(t1["weight"].shape, Is.EqualTo(new long[] { 3, 1 }));
+        Assert.That(x1.equal(x2).all().item<bool>() && y1.equal(y2).all().item<bool>(), Is.True);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Synthetic.LinearRegression(0, 3, 0.1, 1));
+    }
+}
