@@ -166,6 +166,7 @@ public static class PerSampleGradients
         private readonly long _b;
         private readonly Dictionary<string, Tensor> _dense = new(StringComparer.Ordinal);
         private readonly Dictionary<string, (List<(Tensor A, Tensor G)> Pairs, Tensor Shared, bool IsBias)> _linear = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, Tensor> _totals = new(StringComparer.Ordinal);
 
         public Factors(IReadOnlyList<string> names, long b)
         {
@@ -184,6 +185,7 @@ public static class PerSampleGradients
             var sum = isBias ? pairs.Select(p => p.G.sum(new long[] { 0, 1 })).Aggregate((x, y) => x + y)
                              : pairs.Select(p => p.G.reshape(-1, p.G.shape[2]).t().mm(p.A.reshape(-1, p.A.shape[2]))).Aggregate((x, y) => x + y);
             _linear[name] = (pairs, (totalGradient - sum) / _b, isBias);
+            _totals[name] = totalGradient;
         }
 
         private Tensor LinearPerSample(List<(Tensor A, Tensor G)> pairs, Tensor shared, bool isBias)
@@ -196,6 +198,10 @@ public static class PerSampleGradients
         public ParameterTree Materialize() =>
             new(_names.Select(n => new KeyValuePair<string, Tensor>(n,
                 _dense.TryGetValue(n, out var d) ? d : LinearPerSample(_linear[n].Pairs, _linear[n].Shared, _linear[n].IsBias))));
+
+        /// <summary>Σᵢ gᵢ, the gradient of Σᵢ vᵢ.</summary>
+        public ParameterTree Sum() =>
+            new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.sum(0) : _totals[n])));
 
         public ParameterTree SumOfSquares() =>
             new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.square().sum(0) : LinearSumOfSquares(n))));
