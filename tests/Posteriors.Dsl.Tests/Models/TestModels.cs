@@ -55,3 +55,15 @@ public partial class RegressionNet
     [Forward(OutputLikelihood.Normal, 0.3)]
     public Tensor Predict(Tensor x) => Out.forward(nn.functional.relu(Hidden.forward(x)));
 }
+
+/// <summary>A mis-scaled likelihood (a batch sum), to check the run-time guard; the compile-time warning is silenced here.</summary>
+[Model]
+public partial class BatchSummingModel
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Weight = zeros(1, dtype: ScalarType.Float64);
+
+    [Likelihood]
+#pragma warning disable PST0010
+    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.squeeze(1) * Weight, 1.0).sum();
+#pragma warning restore PST0010
+}
