@@ -85,6 +85,9 @@ internal static class TestModels
         return total!;
     }
 
+    /// <summary>Bit-identical: same shape and every element equal.</summary>
+    public static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+
     /// <summary>The largest absolute difference, for messages.</summary>
     public static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
 }
