@@ -45,6 +45,7 @@ public class PackageTests
         {
             var entries = zip.Entries.Select(e => e.FullName).ToList();
             Assert.That(entries, Does.Contain("analyzers/dotnet/cs/Posteriors.Generators.dll"));
+            Assert.That(entries, Does.Contain("analyzers/dotnet/cs/Posteriors.Generators.CodeFixes.dll"));
             Assert.That(entries, Does.Contain("lib/net10.0/Posteriors.Runtime.dll"));
             Assert.That(entries, Does.Contain("buildTransitive/Posteriors.targets"));
             Assert.That(entries, Does.Contain("buildTransitive/LibTorchSharpPatcher.cs"));
