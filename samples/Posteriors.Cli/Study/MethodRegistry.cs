@@ -9,11 +9,13 @@ public static class MethodRegistry
     public static IReadOnlyList<IStudyMethod> All { get; } = new IStudyMethod[]
     {
         new MapMethod(),
-        new DeepEnsembleMethod(),
+        new ParallelSghmcMethod(tempered: false),
+        new ParallelSghmcMethod(tempered: true),
+        new SerialSghmcMethod(),
     };
 
     /// <summary>The methods of the quick (default) run.</summary>
-    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble" };
+    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble", "sghmc-parallel" };
 
     /// <summary>The method with that name (case-insensitive), or null.</summary>
     public static IStudyMethod? Find(string name) => All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
