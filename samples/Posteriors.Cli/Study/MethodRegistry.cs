@@ -12,6 +12,11 @@ public static class MethodRegistry
         new ParallelSghmcMethod(tempered: false),
         new ParallelSghmcMethod(tempered: true),
         new SerialSghmcMethod(),
+        new DiagViMethod(),
+        new DiagLaplaceMethod(ggn: false, linearised: false),
+        new DiagLaplaceMethod(ggn: false, linearised: true),
+        new DiagLaplaceMethod(ggn: true, linearised: false),
+        new DiagLaplaceMethod(ggn: true, linearised: true),
     };
 
     /// <summary>The methods of the quick (default) run.</summary>
