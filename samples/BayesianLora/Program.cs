@@ -1,1 +1,1 @@
-return 0;
+return Posteriors.Samples.BayesianLora.BayesianLoraApp.Run(args);
