@@ -1,0 +1,20 @@
+using Posteriors.Cli.Study.Methods;
+
+namespace Posteriors.Cli.Study;
+
+/// <summary>The study's methods, in the order they run and appear in tables.</summary>
+public static class MethodRegistry
+{
+    /// <summary>Every method.</summary>
+    public static IReadOnlyList<IStudyMethod> All { get; } = new IStudyMethod[]
+    {
+        new MapMethod(),
+        new DeepEnsembleMethod(),
+    };
+
+    /// <summary>The methods of the quick (default) run.</summary>
+    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble" };
+
+    /// <summary>The method with that name (case-insensitive), or null.</summary>
+    public static IStudyMethod? Find(string name) => All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
+}
