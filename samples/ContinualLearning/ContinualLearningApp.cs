@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Posteriors.Continual;
+using Posteriors.Models.Data;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
 using Posteriors.Native;
@@ -35,6 +36,8 @@ public static class ContinualLearningApp
         var hidden = o.Int("hidden", tiny ? 32 : 100, "MLP hidden width");
         var epochs = o.Int("epochs", tiny ? 1 : 5, "epochs per task");
         var fLambda = o.Double("fmnist-lambda", 1, "λ of sequential Laplace on Fashion-MNIST");
+        var ekfLr = o.Double("ekf-lr", 1, "EKF lr (the likelihood's inverse temperature per batch)");
+        var fashionFolder = o.String("fashion-mnist", "", "folder of the Fashion-MNIST IDX files (default: $POSTERIORS_FASHION_MNIST or the Debian package)");
         // Text
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
@@ -56,7 +59,7 @@ public static class ContinualLearningApp
         Directory.CreateDirectory(outDir);
         var clock = Stopwatch.StartNew();
         if (part is "all" or "fmnist")
-            RunFashionMnist(outDir, dev, seed, resume, synthetic || tiny, trainPerTask, testPerTask, hidden, epochs, fLambda);
+            RunFashionMnist(outDir, dev, seed, resume, synthetic || tiny, fashionFolder, trainPerTask, testPerTask, hidden, epochs, fLambda, ekfLr);
         if (part is "all" or "text")
             RunText(outDir, dev, seed, resume, data, books.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 lambdas, pretrainSteps, steps, new TinyTransformerConfig(0, context, width, Math.Max(1, width / 16), layers), maxChars);
@@ -66,30 +69,29 @@ public static class ContinualLearningApp
 
     // ------------------------------------------------------------------ Split Fashion-MNIST
 
-    private static void RunFashionMnist(string outDir, Device device, int seed, bool resume, bool synthetic,
-        int trainPerTask, int testPerTask, int hidden, int epochs, double lambda)
+    private static void RunFashionMnist(string outDir, Device device, int seed, bool resume, bool synthetic, string folder,
+        int trainPerTask, int testPerTask, int hidden, int epochs, double lambda, double ekfLr)
     {
-        var (train, test, source) = LoadFashionMnist(synthetic, seed);
+        var (train, test, source) = LoadFashionMnist(synthetic, folder, seed);
         var tasks = SplitFashionMnist.Tasks(train, test, trainPerTask, testPerTask, device);
-        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda);
+        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 1e-3);
         var methods = FashionMnistMethods.All(settings);
         AnsiConsole.MarkupLine($"[bold]Split Fashion-MNIST[/] ({Markup.Escape(source)}): 5 two-class tasks × {tasks[0].TrainCount} training images, " +
                                $"MLP 784–{hidden}–10, {epochs} epochs per task; methods: {string.Join(", ", methods.Select(m => m.Name))}");
         var accuracy = new double[methods.Count, tasks.Count, tasks.Count];
-        var stepsPerTask = tasks.Sum(t => t.TrainCount / settings.BatchSize * epochs) / tasks.Count;
         AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
             .Start(ctx =>
             {
                 for (var m = 0; m < methods.Count; m++)
                 {
                     var method = methods[m];
-                    var bar = ctx.AddTask(method.Name, maxValue: stepsPerTask * tasks.Count);
+                    var bar = ctx.AddTask(method.Name, maxValue: tasks.Sum(t => method.StepsPerTask(t, settings)));
                     var g = new Generator((ulong)seed + 17);
                     method.Reset(SplitFashionMnist.InitialParameters(784, hidden, seed, device));
                     for (var e = 0; e < tasks.Count; e++)
                     {
                         var checkpoint = Path.Combine(outDir, "checkpoints", "fmnist", method.Name, $"episode-{e}.state");
-                        if (resume && File.Exists(checkpoint)) { method.Load(checkpoint, device); bar.Increment(stepsPerTask); }
+                        if (resume && File.Exists(checkpoint)) { method.Load(checkpoint, device); bar.Increment(method.StepsPerTask(tasks[e], settings)); }
                         else
                         {
                             method.Learn(tasks[e], g, () => bar.Increment(1));
@@ -133,11 +135,15 @@ public static class ContinualLearningApp
             methods.Select((method, m) => (method.Name, xs, xs.Select((_, e) => Enumerable.Range(0, e + 1).Average(t => accuracy[m, e, t])).ToArray())).ToArray());
     }
 
-    private static ((Tensor, Tensor) Train, (Tensor, Tensor) Test, string Source) LoadFashionMnist(bool synthetic, int seed)
+    private static ((Tensor, Tensor) Train, (Tensor, Tensor) Test, string Source) LoadFashionMnist(bool synthetic, string folder, int seed)
     {
-        // Until the Fashion-MNIST loader lands, the synthetic stand-in (same interface) is used.
-        var (train, test) = FashionMnistStandIn.Generate(12_000, 4_000, seed);
-        return (train, test, "synthetic stand-in");
+        if (!synthetic)
+        {
+            var (train, test) = FashionMnist.Load(folder.Length == 0 ? null : folder);
+            return ((train.Images, train.Labels), (test.Images, test.Labels), "Fashion-MNIST, " + train.Source);
+        }
+        var (strain, stest) = SyntheticImages.Generate(12_000, 4_000, seed);
+        return ((strain.Images, strain.Labels), (stest.Images, stest.Labels), "synthetic stand-in for Fashion-MNIST");
     }
 
     // ------------------------------------------------------------------ text: LoRA with Laplace-as-prior

@@ -106,5 +106,5 @@ internal static class SplitFashionMnist
         return state.Params.Clone();
     }
 
-    internal sealed record Settings(int BatchSize, int Epochs, double Lr, double Lambda);
+    internal sealed record Settings(int BatchSize, int Epochs, double Lr, double Lambda, double EkfLr, double ViLr);
 }
