@@ -21,12 +21,12 @@ public sealed class RunningMoments : IDisposable
     /// <summary>Number of samples added.</summary>
     public long Count { get; private set; }
 
-    /// <summary>Adds one sample: the tree flattened in its order (leaves of any dtype).</summary>
+    /// <summary>Adds one sample: the tree flattened in its order.</summary>
     public void Add(ParameterTree sample)
     {
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();
-        AddRows(cat(sample.Leaves.Select(t => t.detach().reshape(1, -1).to_type(ScalarType.Float64)).ToArray(), 1));
+        AddRows(sample.Flatten().unsqueeze(0));
     }
 
     /// <summary>Adds the rows of an [n, D] matrix as n samples (e.g. <c>ParallelChains.Rows</c> of K chains).</summary>
@@ -44,7 +44,7 @@ public sealed class RunningMoments : IDisposable
         var x = rows.detach().to_type(ScalarType.Float64);
         var batchMean = x.mean(new long[] { 0 });
         var centred = x - batchMean;
-        var batchM2 = FullCovariance ? centred.t().matmul(centred) : centred.square().sum(new long[] { 0 });
+        var batchM2 = FullCovariance ? centred.t().matmul(centred) : centred.square().sum(dim: 0);
         if (_mean is null)
         {
             _mean = batchMean.DetachFromDisposeScope();

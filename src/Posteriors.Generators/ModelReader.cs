@@ -1,0 +1,272 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Posteriors.Modeling;
+
+namespace Posteriors.Generators
+{
+    /// <summary>
+    /// Reads a [Model] class into a <see cref="ModelSpec"/>, reporting every problem it finds. The generator and the
+    /// analyzer share it, so they agree on what a valid model is; the generator emits only when there is no error.
+    /// </summary>
+    internal static class ModelReader
+    {
+        public const string ModelAttribute = "Posteriors.Modeling.ModelAttribute";
+        private const string PriorAttribute = "Posteriors.Modeling.PriorAttribute";
+        private const string PositiveAttribute = "Posteriors.Modeling.PositiveAttribute";
+        private const string FixedAttribute = "Posteriors.Modeling.FixedAttribute";
+        private const string LikelihoodAttribute = "Posteriors.Modeling.LikelihoodAttribute";
+        private const string ForwardAttribute = "Posteriors.Modeling.ForwardAttribute";
+        private const string TensorType = "TorchSharp.torch.Tensor";
+        private const string ModuleType = "TorchSharp.torch.nn.Module";
+
+        private enum MemberKind { Other, Tensor, Module }
+
+        /// <summary>The model, or <c>null</c> when an error prevents generating it.</summary>
+        public static ModelSpec? Read(INamedTypeSymbol type, Action<Diagnostic>? report, CancellationToken cancellationToken)
+        {
+            var errors = 0;
+            void Report(DiagnosticDescriptor descriptor, Location? location, params object[] args)
+            {
+                if (descriptor.DefaultSeverity == DiagnosticSeverity.Error) errors++;
+                report?.Invoke(Diagnostic.Create(descriptor, location ?? type.Locations.FirstOrDefault(), args));
+            }
+
+            var identifier = type.Locations.FirstOrDefault();
+            var declarations = type.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<ClassDeclarationSyntax>().ToList();
+            if (declarations.Count == 0 || !declarations.Any(d => d.Modifiers.Any(SyntaxKind.PartialKeyword)))
+                Report(Diagnostics.NotPartial, identifier, type.Name);
+            if (type.ContainingType is not null)
+                Report(Diagnostics.UnsupportedShape, identifier, type.Name, "nested in '" + type.ContainingType.Name + "'");
+            else if (type.IsGenericType)
+                Report(Diagnostics.UnsupportedShape, identifier, type.Name, "generic");
+
+            var parameters = new List<ParameterSpec>();
+            var likelihoods = new List<(IMethodSymbol Method, AttributeData Attribute, bool IsForward)>();
+            foreach (var member in type.GetMembers())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (member.IsImplicitlyDeclared) continue;
+                switch (member)
+                {
+                    case IFieldSymbol or IPropertySymbol:
+                        var parameter = ReadMember(type, member, Report);
+                        if (parameter is not null) parameters.Add(parameter);
+                        break;
+                    case IMethodSymbol method:
+                        foreach (var attribute in method.GetAttributes())
+                        {
+                            var name = attribute.AttributeClass?.ToDisplayString();
+                            if (name == LikelihoodAttribute) likelihoods.Add((method, attribute, false));
+                            else if (name == ForwardAttribute) likelihoods.Add((method, attribute, true));
+                        }
+                        break;
+                }
+            }
+
+            LikelihoodSpec? likelihood = null;
+            if (likelihoods.Count == 0)
+                Report(Diagnostics.NoLikelihood, identifier, type.Name);
+            for (var i = 1; i < likelihoods.Count; i++)
+                Report(Diagnostics.SeveralLikelihoods, AttributeLocation(likelihoods[i].Attribute) ?? likelihoods[i].Method.Locations.FirstOrDefault(),
+                    type.Name, likelihoods[0].Method.Name, likelihoods[i].Method.Name);
+            if (likelihoods.Count > 0)
+            {
+                var (method, attribute, isForward) = likelihoods[0];
+                likelihood = isForward ? ReadForward(method, attribute, Report) : ReadLikelihood(method, Report);
+            }
+
+            if (errors > 0 || likelihood is null) return null;
+            return new ModelSpec(
+                type.ContainingNamespace is { IsGlobalNamespace: false } ns ? ns.ToDisplayString() : "",
+                type.Name,
+                new EquatableArray<ParameterSpec>(parameters.ToArray()),
+                likelihood);
+        }
+
+        private static ParameterSpec? ReadMember(INamedTypeSymbol model, ISymbol member, Action<DiagnosticDescriptor, Location?, object[]> report)
+        {
+            var memberType = member is IFieldSymbol f ? f.Type : ((IPropertySymbol)member).Type;
+            var attributes = member.GetAttributes();
+            var priors = attributes.Where(a => a.AttributeClass?.ToDisplayString() == PriorAttribute).ToList();
+            var positive = attributes.FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == PositiveAttribute);
+            var isFixed = attributes.Any(a => a.AttributeClass?.ToDisplayString() == FixedAttribute);
+            var kind = KindOf(memberType);
+            var location = member.Locations.FirstOrDefault();
+
+            if (member.IsStatic || kind == MemberKind.Other || (member is IFieldSymbol { IsConst: true }))
+            {
+                var reason = member.IsStatic ? "static" : "of type '" + memberType.ToDisplayString() + "'";
+                var fix = member.IsStatic ? "parameters are instance members" : "parameters are Tensor fields or properties or TorchSharp modules";
+                foreach (var prior in priors) report(Diagnostics.NotAParameterType, AttributeLocation(prior) ?? location, new object[] { member.Name, "Prior", reason, fix });
+                if (positive is not null) report(Diagnostics.NotAParameterType, AttributeLocation(positive) ?? location, new object[] { member.Name, "Positive", reason, fix });
+                return null;
+            }
+            if (isFixed) return null;
+            if (kind == MemberKind.Module && positive is not null)
+            {
+                report(Diagnostics.NotAParameterType, AttributeLocation(positive) ?? location,
+                    new object[] { member.Name, "Positive", "a module", "[Positive] applies to Tensor members; constrain inside the module instead" });
+                return null;
+            }
+            if (kind == MemberKind.Tensor)
+            {
+                var why = member switch
+                {
+                    IFieldSymbol { IsReadOnly: true } => "a readonly field",
+                    IPropertySymbol { SetMethod: null } => "a property without a setter",
+                    IPropertySymbol { SetMethod.IsInitOnly: true } => "a property with an init-only setter",
+                    _ => null,
+                };
+                if (why is not null)
+                {
+                    report(Diagnostics.NotAssignable, location, new object[] { member.Name, why });
+                    return null;
+                }
+            }
+
+            if (priors.Count > 1)
+            {
+                foreach (var extra in priors.Skip(1))
+                    report(Diagnostics.DuplicatePrior, AttributeLocation(extra) ?? location, new object[] { member.Name, priors.Count });
+                return null;
+            }
+            if (priors.Count == 0)
+            {
+                report(Diagnostics.MissingPrior, location, new object[] { member.Name, model.Name });
+                return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, Distribution.Flat, 0, 0, 0);
+            }
+
+            var attribute = priors[0];
+            var args = attribute.ConstructorArguments;
+            if (attribute.AttributeConstructor is null || args.Length == 0 || args[0].Value is not int code)
+                return null; // the compiler reports the malformed attribute
+            var distribution = (Distribution)code;
+            var values = args.Skip(1).Select(a => a.Value is double d ? d : Convert.ToDouble(a.Value, CultureInfo.InvariantCulture)).ToArray();
+            var problem = CheckPrior(distribution, values);
+            if (problem is not null)
+            {
+                report(Diagnostics.InvalidPriorArgument, AttributeLocation(attribute) ?? location, new object[] { member.Name, problem });
+                return null;
+            }
+            if (IsPositiveSupport(distribution) && positive is null)
+            {
+                report(Diagnostics.PositiveSupportNeedsPositive, AttributeLocation(attribute) ?? location,
+                    new object[] { member.Name, distribution.ToString() });
+                return null;
+            }
+            double At(int i) => i < values.Length ? values[i] : 0;
+            return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, distribution, At(0), At(1), At(2));
+        }
+
+        private static LikelihoodSpec? ReadLikelihood(IMethodSymbol method, Action<DiagnosticDescriptor, Location?, object[]> report)
+        {
+            var problem = CommonProblem(method);
+            if (problem is null && method.Parameters.Length == 0)
+                problem = "has no parameters; its parameters are one mini-batch, e.g. (Tensor x, Tensor y)";
+            if (problem is null)
+            {
+                var bad = method.Parameters.FirstOrDefault(p => p.RefKind != RefKind.None || p.IsParams || p.Type.IsRefLikeType);
+                if (bad is not null) problem = "has parameter '" + bad.Name + "' passed by reference, params or of a ref struct type; batch components are plain values";
+            }
+            if (problem is not null)
+            {
+                report(Diagnostics.BadLikelihoodSignature, method.Locations.FirstOrDefault(), new object[] { "Likelihood", method.Name, problem });
+                return null;
+            }
+            var arguments = method.Parameters
+                .Select(p => new ArgumentSpec(p.Name, p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)))
+                .ToArray();
+            return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputLikelihood.Categorical, double.NaN);
+        }
+
+        private static LikelihoodSpec? ReadForward(IMethodSymbol method, AttributeData attribute, Action<DiagnosticDescriptor, Location?, object[]> report)
+        {
+            var problem = CommonProblem(method);
+            if (problem is null && (method.Parameters.Length != 1 || KindOf(method.Parameters[0].Type) != MemberKind.Tensor || method.Parameters[0].RefKind != RefKind.None))
+                problem = "must take exactly one Tensor parameter (the inputs x); the batch is (Tensor X, Tensor Y)";
+            var args = attribute.ConstructorArguments;
+            if (attribute.AttributeConstructor is null || args.Length == 0 || args[0].Value is not int code) return null;
+            var output = (OutputLikelihood)code;
+            var scale = args.Length > 1 && args[1].Value is double s ? s : double.NaN;
+            if (problem is null)
+            {
+                if (output == OutputLikelihood.Normal && !(scale > 0 && !double.IsInfinity(scale)))
+                    problem = args.Length > 1
+                        ? "has a Normal likelihood with scale " + Format(scale) + "; the scale must be positive and finite"
+                        : "has a Normal likelihood without a scale; write [Forward(OutputLikelihood.Normal, sigma)]";
+                else if (output != OutputLikelihood.Normal && args.Length > 1)
+                    problem = "gives a scale to a " + output + " likelihood, which has none";
+                else if (output is not (OutputLikelihood.Categorical or OutputLikelihood.Bernoulli or OutputLikelihood.Normal))
+                    problem = "names an unknown output likelihood (" + code + ")";
+            }
+            if (problem is not null)
+            {
+                report(Diagnostics.BadLikelihoodSignature, method.Locations.FirstOrDefault(), new object[] { "Forward", method.Name, problem });
+                return null;
+            }
+            var arguments = new[] { new ArgumentSpec(method.Parameters[0].Name, "global::TorchSharp.torch.Tensor") };
+            return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output, output == OutputLikelihood.Normal ? scale : double.NaN);
+        }
+
+        private static string? CommonProblem(IMethodSymbol method)
+        {
+            if (method.IsStatic) return "is static; it must be an instance method so that it sees the model's parameters";
+            if (method.IsGenericMethod) return "is generic; it must not have type parameters";
+            if (method.ReturnsByRef || method.ReturnsByRefReadonly || KindOf(method.ReturnType) != MemberKind.Tensor)
+                return "returns '" + method.ReturnType.ToDisplayString() + "'; it must return a Tensor";
+            return null;
+        }
+
+        /// <summary>A message for the first invalid argument, or <c>null</c>.</summary>
+        internal static string? CheckPrior(Distribution distribution, double[] values)
+        {
+            string[] names = distribution switch
+            {
+                Distribution.Flat => new string[0],
+                Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => new[] { "loc", "scale" },
+                Distribution.StudentT => new[] { "df", "loc", "scale" },
+                Distribution.HalfNormal or Distribution.HalfCauchy => new[] { "scale" },
+                Distribution.Gamma => new[] { "shape", "rate" },
+                Distribution.Exponential => new[] { "rate" },
+                _ => null!,
+            };
+            if (names is null) return "unknown distribution (" + (int)distribution + ")";
+            if (values.Length != names.Length)
+                return distribution + " takes " + names.Length + " argument" + (names.Length == 1 ? "" : "s") +
+                       (names.Length == 0 ? "" : " (" + string.Join(", ", names) + ")") + " but " + values.Length + (values.Length == 1 ? " was" : " were") + " given";
+            for (var i = 0; i < names.Length; i++)
+            {
+                var v = values[i];
+                if (double.IsNaN(v) || double.IsInfinity(v))
+                    return distribution + " " + names[i] + " is " + Format(v) + "; it must be finite";
+                if (names[i] != "loc" && !(v > 0))
+                    return distribution + " " + names[i] + " is " + Format(v) + "; it must be positive";
+            }
+            return null;
+        }
+
+        internal static bool IsPositiveSupport(Distribution d) =>
+            d is Distribution.HalfNormal or Distribution.HalfCauchy or Distribution.LogNormal or Distribution.Gamma or Distribution.Exponential;
+
+        internal static string Format(double v) =>
+            double.IsNaN(v) ? "NaN" : double.IsPositiveInfinity(v) ? "+∞" : double.IsNegativeInfinity(v) ? "−∞" : v.ToString("R", CultureInfo.InvariantCulture);
+
+        private static MemberKind KindOf(ITypeSymbol type)
+        {
+            if (type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) == "global::" + TensorType) return MemberKind.Tensor;
+            for (var t = type as INamedTypeSymbol; t is not null; t = t.BaseType)
+                if (t.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) == "global::" + ModuleType) return MemberKind.Module;
+            return MemberKind.Other;
+        }
+
+        internal static bool IsTensor(ITypeSymbol type) => KindOf(type) == MemberKind.Tensor;
+
+        private static Location? AttributeLocation(AttributeData attribute) => attribute.ApplicationSyntaxReference?.GetSyntax().GetLocation();
+    }
+}

@@ -1,0 +1,88 @@
+namespace Posteriors.Modeling;
+
+/// <summary>
+/// Marks a <c>partial</c> class as a Bayesian model. The source generator adds the batch-normalised log posterior
+/// (REFERENCE §1), the log prior, the parameter tree and prior draws, implementing <see cref="IModel{TBatch}"/>.
+/// </summary>
+/// <remarks>
+/// Parameters are the instance fields and properties of type <c>Tensor</c> or of a TorchSharp module type. Each has
+/// a <see cref="PriorAttribute"/> (or <see cref="FixedAttribute"/> when it is data, not a parameter). Exactly one
+/// method carries <see cref="LikelihoodAttribute"/> or <see cref="ForwardAttribute"/>.
+/// </remarks>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class ModelAttribute : Attribute
+{
+}
+
+/// <summary>
+/// The prior of a parameter member. On a module member, every parameter of the module gets it independently
+/// (tree names such as <c>Fc1.weight</c>). Priors apply elementwise and are summed over the elements.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = true, Inherited = false)]
+public sealed class PriorAttribute : Attribute
+{
+    /// <summary>A prior without arguments (<see cref="Distribution.Flat"/>).</summary>
+    public PriorAttribute(Distribution distribution) => (Distribution, Arguments) = (distribution, Array.Empty<double>());
+
+    /// <summary>A one-argument prior (HalfNormal(scale), HalfCauchy(scale), Exponential(rate)).</summary>
+    public PriorAttribute(Distribution distribution, double a) => (Distribution, Arguments) = (distribution, new[] { a });
+
+    /// <summary>A two-argument prior (Normal/Laplace/Cauchy/LogNormal(loc, scale), Gamma(shape, rate)).</summary>
+    public PriorAttribute(Distribution distribution, double a, double b) => (Distribution, Arguments) = (distribution, new[] { a, b });
+
+    /// <summary>A three-argument prior (StudentT(df, loc, scale)).</summary>
+    public PriorAttribute(Distribution distribution, double a, double b, double c) => (Distribution, Arguments) = (distribution, new[] { a, b, c });
+
+    /// <summary>The distribution.</summary>
+    public Distribution Distribution { get; }
+
+    /// <summary>The distribution's arguments, in the order its documentation lists them.</summary>
+    public IReadOnlyList<double> Arguments { get; }
+}
+
+/// <summary>
+/// A tensor parameter constrained to be positive. It is represented internally by u = log θ (the tree holds u under the
+/// name <c>log_</c> + member name), and the log posterior includes the Jacobian term log |dθ/du| = Σ u, so samplers
+/// and optimizers move freely in u and never leave the support.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class PositiveAttribute : Attribute
+{
+}
+
+/// <summary>A tensor or module member that the model uses but does not learn (data, a frozen feature extractor).</summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class FixedAttribute : Attribute
+{
+}
+
+/// <summary>
+/// The per-datum log likelihood: an instance method whose parameters are one mini-batch (the batch type is a tuple of
+/// them, or the single parameter's type) and that returns a <c>Tensor</c> of shape [B], one value per datum.
+/// The generated log posterior averages it; do not sum or average over the batch yourself (PST0010).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
+public sealed class LikelihoodAttribute : Attribute
+{
+}
+
+/// <summary>
+/// The model output for a structured likelihood: an instance method <c>Tensor M(Tensor x)</c> returning f(x; θ) (for
+/// example logits) for a batch of inputs. The batch type is <c>(Tensor X, Tensor Y)</c> and the per-datum log
+/// likelihood is <see cref="Likelihood"/> applied to f(x) and y. GGN Laplace and linearised predictives use the two parts.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
+public sealed class ForwardAttribute : Attribute
+{
+    /// <summary>A forward method with a Categorical or Bernoulli likelihood.</summary>
+    public ForwardAttribute(OutputLikelihood likelihood) => (Likelihood, Scale) = (likelihood, double.NaN);
+
+    /// <summary>A forward method with a Normal likelihood of standard deviation <paramref name="scale"/>.</summary>
+    public ForwardAttribute(OutputLikelihood likelihood, double scale) => (Likelihood, Scale) = (likelihood, scale);
+
+    /// <summary>The outer likelihood.</summary>
+    public OutputLikelihood Likelihood { get; }
+
+    /// <summary>The Normal likelihood's standard deviation (NaN for the others).</summary>
+    public double Scale { get; }
+}

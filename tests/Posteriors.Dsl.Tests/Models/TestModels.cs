@@ -1,0 +1,69 @@
+using Posteriors.Modeling;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Posteriors.Dsl.Tests.Models;
+
+/// <summary>The example: linear regression with a learned positive noise scale.</summary>
+[Model]
+public partial class BayesianRegression
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Weight = zeros(3, 1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Laplace, 0.5, 2)] public Tensor Bias = zeros(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.HalfNormal, 1), Positive] public Tensor NoiseScale = ones(1, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor x, Tensor y) =>
+        LogProb.Normal(y, x.matmul(Weight).squeeze(1) + Bias, NoiseScale);
+}
+
+/// <summary>Robust regression: Student-t and Cauchy priors, a Gamma-distributed positive degrees-of-freedom-free scale.</summary>
+[Model]
+public partial class RobustRegression
+{
+    [Prior(Distribution.StudentT, 3, 0, 2)] public Tensor Weight { get; set; } = zeros(2, dtype: ScalarType.Float64);
+    [Prior(Distribution.Cauchy, 0, 5)] public Tensor Bias = zeros(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Gamma, 2, 3), Positive] public Tensor Scale = ones(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.LogNormal, 0.1, 0.7), Positive] public Tensor Spread = ones(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Flat)] public Tensor Offset = zeros(1, dtype: ScalarType.Float64);
+    [Fixed] public Tensor Design = ones(2, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor x, Tensor y) =>
+        LogProb.StudentT(y, 4, (x * Design).matmul(Weight) + Bias + Offset, Scale * Spread);
+}
+
+/// <summary>A classifier with module members and a forward/likelihood split.</summary>
+[Model]
+public partial class Classifier
+{
+    [Prior(Distribution.Normal, 0, 1)] public Linear Fc1 = nn.Linear(4, 5, dtype: ScalarType.Float64);
+    [Prior(Distribution.Laplace, 0, 0.5)] public Linear Fc2 = nn.Linear(5, 3, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, 0, 2)] public Tensor Temperature = ones(1, dtype: ScalarType.Float64);
+
+    [Forward(OutputLikelihood.Categorical)]
+    public Tensor Logits(Tensor x) => Fc2.forward(nn.functional.tanh(Fc1.forward(x))) * Temperature;
+}
+
+/// <summary>A regression network with a Normal outer likelihood.</summary>
+[Model]
+public partial class RegressionNet
+{
+    [Prior(Distribution.Normal, 0, 1)] public Linear Hidden = nn.Linear(2, 4, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, 0, 1)] public Linear Out = nn.Linear(4, 1, dtype: ScalarType.Float64);
+
+    [Forward(OutputLikelihood.Normal, 0.3)]
+    public Tensor Predict(Tensor x) => Out.forward(nn.functional.relu(Hidden.forward(x)));
+}
+
+/// <summary>A mis-scaled likelihood (a batch sum), to check the run-time guard; the compile-time warning is silenced here.</summary>
+[Model]
+public partial class BatchSummingModel
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Weight = zeros(1, dtype: ScalarType.Float64);
+
+    [Likelihood]
+#pragma warning disable PST0010
+    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.squeeze(1) * Weight, 1.0).sum();
+#pragma warning restore PST0010
+}
