@@ -150,7 +150,7 @@ namespace Posteriors.Generators
                 Doc(w);
                 w.Line("public " + Tensor + " Forward(" + Tree + " parameters, " + Tensor + " x)");
                 w.Open();
-                Evaluate(w, model, tensors, () => w.Line("return " + Id(l.MethodName) + "(x);"), bindOnly: true);
+                Evaluate(w, model, tensors, () => w.Line("return this." + Id(l.MethodName) + "(x);"), bindOnly: true);
                 w.Close();
             }
 
@@ -175,7 +175,7 @@ namespace Posteriors.Generators
             {
                 if (l.IsForward)
                 {
-                    w.Line("var output = " + Id(l.MethodName) + "(batch.X);");
+                    w.Line("var output = this." + Id(l.MethodName) + "(batch.X);");
                     w.Line("var logLikelihoods = " + Support + ".OutputLogLikelihoods(OutputLikelihood, OutputScale, output, batch.Y);");
                 }
                 else
@@ -265,7 +265,7 @@ namespace Posteriors.Generators
         {
             var l = model.Likelihood;
             var args = l.Arguments.Length == 1 ? "batch" : string.Join(", ", l.Arguments.Select(a => "batch." + Id(a.Name)));
-            return Support + ".PerDatum(" + Id(l.MethodName) + "(" + args + "), " + Literal(model.Name) + ", " + Literal(l.MethodName) + ")";
+            return Support + ".PerDatum(this." + Id(l.MethodName) + "(" + args + "), " + Literal(model.Name) + ", " + Literal(l.MethodName) + ")";
         }
 
         private static string BatchType(LikelihoodSpec l)
