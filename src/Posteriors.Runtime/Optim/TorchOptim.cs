@@ -152,7 +152,7 @@ public sealed class TorchOptim<TBatch> : ITransform<TorchOptimState, TBatch>
         return stream.ToArray();
     }
 
-    private static void LoadOptimizer(optim.Optimizer optimizer, byte[] bytes)
+    internal static void LoadOptimizer(optim.Optimizer optimizer, byte[] bytes)
     {
         if (optimizer is not OptimizerHelper helper)
             throw new NotSupportedException($"Optimizer {optimizer.GetType().Name} cannot load a saved state.");

@@ -1,0 +1,117 @@
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using static TorchSharp.torch;
+
+namespace Posteriors.Laplace;
+
+/// <summary>
+/// The state of a dense Laplace approximation (empirical Fisher, GGN or Hessian): the mode and a [P, P] precision over
+/// the selected parameters flattened in the tree's order.
+/// </summary>
+public sealed class DenseLaplaceState : IAlgorithmState, IPersistentState<DenseLaplaceState>
+{
+    private readonly List<string> _warnings = new();
+
+    internal DenseLaplaceState(string method, ParameterTree parameters, IReadOnlyList<string> subset, Tensor precision, long step, Tensor logPosterior)
+    {
+        Method = method;
+        Params = parameters;
+        Subset = subset;
+        Precision = precision;
+        Step = step;
+        LogPosterior = logPosterior;
+    }
+
+    /// <summary>Which curvature built the precision ("DenseFisher", "DenseGgn" or "DenseHessian").</summary>
+    public string Method { get; }
+
+    /// <summary>The mode θ̂ (all parameters; those outside the subset stay fixed).</summary>
+    public ParameterTree Params { get; }
+
+    /// <summary>The names of the parameters the precision covers, in the tree's order.</summary>
+    public IReadOnlyList<string> Subset { get; }
+
+    /// <summary>The [P, P] precision (prior precision plus the curvature of every batch seen).</summary>
+    public Tensor Precision { get; }
+
+    /// <inheritdoc />
+    public long Step { get; internal set; }
+
+    /// <summary>The mean log density of the last batch (NaN before the first update).</summary>
+    public Tensor LogPosterior { get; internal set; }
+
+    /// <summary>Warnings raised while sampling (precision eigenvalues floored); not saved.</summary>
+    public IReadOnlyList<string> Warnings => _warnings;
+
+    /// <inheritdoc />
+    public static string Kind => "DenseLaplace";
+
+    /// <inheritdoc />
+    public static int KindVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteTo(StateRecord record)
+    {
+        record.Set("method", Method);
+        record.Set("params", Params);
+        record.Set("subset", string.Join("\n", Subset));
+        record.Set("precision", Precision);
+        record.Set("step", Step);
+        record.Set("logPosterior", LogPosterior);
+    }
+
+    /// <inheritdoc />
+    public static DenseLaplaceState ReadFrom(StateRecord record) =>
+        new(record.GetString("method"), record.GetTree("params"), record.GetString("subset").Split('\n'),
+            record.GetTensor("precision"), record.GetLong("step"), record.GetTensor("logPosterior"));
+
+    /// <summary>
+    /// <paramref name="count"/> draws θ ~ N(θ̂, T · precision⁻¹), every leaf of the full tree with a leading dimension
+    /// <paramref name="count"/>; leaves outside the subset repeat the mode. When the precision is not positive definite
+    /// (a near-zero or negative curvature direction, e.g. a Hessian away from the mode) its eigenvalues below
+    /// <paramref name="minPrecision"/> are raised to it and the fact is reported in <see cref="Warnings"/>.
+    /// </summary>
+    /// <param name="count">Number of draws.</param>
+    /// <param name="seed">Seed of the draws.</param>
+    /// <param name="temperature">T: the covariance is T · precision⁻¹.</param>
+    /// <param name="minPrecision">The eigenvalue floor.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
+    public ParameterTree Sample(long count, long seed = 0, double temperature = 1, double minPrecision = 1e-8)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "The number of draws must be positive.");
+        Check.NonNegative(temperature, nameof(temperature));
+        Check.Positive(minPrecision, nameof(minPrecision));
+        using var scope = NewDisposeScope();
+        var precision = Precision;
+        var (l, info) = linalg.cholesky_ex(precision);
+        var eigenvalues = info.item<int>() == 0 ? l.diagonal().square() : null;
+        if (eigenvalues is null || (eigenvalues < minPrecision).any().item<bool>())
+        {
+            var (values, vectors) = linalg.eigh(precision);
+            var low = (values < minPrecision).sum().item<long>();
+            if (low > 0)
+            {
+                _warnings.Add($"{low} eigenvalue(s) of the precision were below {minPrecision} (smallest {values.min().item<double>():G4}) and were floored to it before sampling.");
+                precision = vectors.mm(diag(values.clamp_min(minPrecision))).mm(vectors.t());
+                precision = (precision + precision.t()) / 2;
+                l = linalg.cholesky(precision);
+            }
+        }
+        var generator = new Rng().For(seed, 0, Params.Device);
+        var p = precision.shape[0];
+        var xi = randn(new[] { p, count }, dtype: precision.dtype, device: precision.device, generator: generator);
+        // precision = L Lᵀ, so L⁻ᵀ ξ has covariance (L Lᵀ)⁻¹.
+        var z = linalg.solve_triangular(l.t(), xi, upper: true).t() * Math.Sqrt(temperature); // [count, P]
+        var subset = Params.Select(Subset);
+        var draws = new List<KeyValuePair<string, Tensor>>();
+        long offset = 0;
+        foreach (var (name, leaf) in subset)
+        {
+            var n = leaf.numel();
+            var shape = new[] { count }.Concat(leaf.shape).ToArray();
+            draws.Add(new(name, leaf.detach().unsqueeze(0) + z.narrow(1, offset, n).reshape(shape)));
+            offset += n;
+        }
+        return DiagLaplaceState.Expand(Params, count).Insert(new ParameterTree(draws)).Map(t => t.contiguous()).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,56 @@
+using Posteriors.Trees;
+using static TorchSharp.torch;
+
+namespace Posteriors.Sgmcmc;
+
+/// <summary>
+/// How a momentum-based sampler (SGHMC, SGNHT, BAOA) starts its momenta: a tree shaped like θ, one value for every
+/// element, or standard normal draws from the chain's seed (the default, as in the Python library).
+/// Converts implicitly from a <see cref="double"/> and from a <see cref="ParameterTree"/>.
+/// </summary>
+public sealed class InitialMomenta
+{
+    private readonly ParameterTree? _tree;
+    private readonly double? _value;
+
+    private InitialMomenta(ParameterTree? tree, double? value)
+    {
+        _tree = tree;
+        _value = value;
+    }
+
+    /// <summary>Standard normal draws, from the stream of (seed, step −1), so they never coincide with step noise.</summary>
+    public static InitialMomenta Random { get; } = new(null, null);
+
+    /// <summary>All zeros (REFERENCE §7 and the T = 0 correspondence with momentum SGD).</summary>
+    public static InitialMomenta Zero { get; } = new(null, 0.0);
+
+    /// <summary>The same value for every element.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not finite.</exception>
+    public static InitialMomenta Constant(double value) => new(null, Check.Finite(value, "momenta"));
+
+    /// <summary>A tree shaped like the parameters (copied at <c>Init</c>).</summary>
+    public static InitialMomenta From(ParameterTree momenta) => new(momenta ?? throw new ArgumentNullException(nameof(momenta)), null);
+
+    /// <summary>The same value for every element.</summary>
+    public static implicit operator InitialMomenta(double value) => Constant(value);
+
+    /// <summary>A tree shaped like the parameters.</summary>
+    public static implicit operator InitialMomenta(ParameterTree momenta) => From(momenta);
+
+    /// <summary>The momenta for <paramref name="parameters"/>, as new tensors owned by the caller.</summary>
+    internal ParameterTree Create(ParameterTree parameters, long seed, Rng rng)
+    {
+        if (_tree is not null)
+        {
+            parameters.EnsureSameStructure(_tree, "momenta");
+            return parameters.ZipMap(_tree, (p, m) => m.detach().to(p.device).to_type(p.dtype).clone().DetachFromDisposeScope());
+        }
+        if (_value is { } v) return parameters.Map(t => full_like(t, v).DetachFromDisposeScope());
+        var generator = rng.For(seed, -1, parameters.Device);
+        return parameters.Map(t => SgmcmcStep.Normal(t, generator).DetachFromDisposeScope());
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => _tree is not null ? "tree" : _value is { } v ? v.ToString(System.Globalization.CultureInfo.InvariantCulture) : "random";
+}

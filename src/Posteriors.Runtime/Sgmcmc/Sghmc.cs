@@ -1,0 +1,117 @@
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using static TorchSharp.torch;
+
+namespace Posteriors.Sgmcmc;
+
+/// <summary>
+/// Stochastic-gradient Hamiltonian Monte Carlo (Chen et al., 2014), REFERENCE §2:
+/// <code>
+/// θ' = θ + ε σ⁻² m
+/// m' = m + ε g − ε σ⁻² α m + sqrt(T ε (2α − T ε β)) ξ
+/// </code>
+/// targeting exp((log π(θ) − m·m/(2σ²)) / T). At T = 0 it is heavy-ball SGD; with T = 1/N it samples the posterior.
+/// </summary>
+public static class Sghmc
+{
+    /// <summary>Builds an SGHMC transform.</summary>
+    /// <param name="logPosterior">The batch-normalised log posterior.</param>
+    /// <param name="lr">Step size ε (positive), constant or schedule.</param>
+    /// <param name="alpha">Friction α (≥ 0).</param>
+    /// <param name="beta">Gradient-noise correction β (≥ 0).</param>
+    /// <param name="sigma">Momentum scale σ (&gt; 0): the momenta's stationary standard deviation at T = 1.</param>
+    /// <param name="temperature">Temperature T (≥ 0), constant or schedule; 0 is optimisation.</param>
+    /// <param name="momenta">Initial momenta (default: standard normal draws).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is negative or not finite.</exception>
+    public static Sghmc<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha = 0.01,
+        double beta = 0.0, double sigma = 1.0, Schedule? temperature = null, InitialMomenta? momenta = null) =>
+        new(logPosterior ?? throw new ArgumentNullException(nameof(logPosterior)),
+            (lr ?? throw new ArgumentNullException(nameof(lr))).Validated(nameof(lr), positive: true),
+            Check.NonNegative(alpha, nameof(alpha)), Check.NonNegative(beta, nameof(beta)), Check.Positive(sigma, nameof(sigma)),
+            (temperature ?? 1.0).Validated(nameof(temperature)), momenta ?? InitialMomenta.Random);
+}
+
+/// <summary>The state of <see cref="Sghmc{TBatch}"/>: parameters and momenta.</summary>
+public sealed class SghmcState : SgmcmcState, IPersistentState<SghmcState>
+{
+    internal SghmcState(ParameterTree parameters, ParameterTree momenta, long step, Tensor logPosterior, long seed)
+        : base(parameters, step, logPosterior, seed) => Momenta = momenta;
+
+    /// <summary>The momenta m, shaped like the parameters.</summary>
+    public ParameterTree Momenta { get; }
+
+    internal override IEnumerable<Tensor> Tensors => Params.Leaves.Concat(Momenta.Leaves);
+
+    internal SghmcState Copy() => new(SgmcmcStep.Own(Params), SgmcmcStep.Own(Momenta), Step, SgmcmcStep.Own(LogPosterior), Seed);
+
+    /// <inheritdoc />
+    public static string Kind => "Sghmc";
+
+    /// <inheritdoc />
+    public static int KindVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteTo(StateRecord record)
+    {
+        WriteCommon(record);
+        record.Set("momenta", Momenta);
+    }
+
+    /// <inheritdoc />
+    public static SghmcState ReadFrom(StateRecord record)
+    {
+        var (p, step, lp, seed) = ReadCommon(record);
+        return new SghmcState(p, record.GetTree("momenta"), step, lp, seed);
+    }
+}
+
+/// <summary>SGHMC. See <see cref="Sghmc"/>.</summary>
+public sealed class Sghmc<TBatch> : ITransform<SghmcState, TBatch>
+{
+    private readonly LogPosterior<TBatch> _logPosterior;
+    private readonly Schedule _lr, _temperature;
+    private readonly double _alpha, _beta, _sigma;
+    private readonly InitialMomenta _momenta;
+    private readonly Rng _rng = new();
+
+    internal Sghmc(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha, double beta, double sigma,
+        Schedule temperature, InitialMomenta momenta)
+    {
+        (_logPosterior, _lr, _alpha, _beta, _sigma, _temperature, _momenta) = (logPosterior, lr, alpha, beta, sigma, temperature, momenta);
+    }
+
+    /// <inheritdoc />
+    public SghmcState Init(ParameterTree parameters) => Init(parameters, seed: 0);
+
+    /// <summary>A fresh state at <paramref name="parameters"/> whose noise comes from the stream of <paramref name="seed"/>.</summary>
+    public SghmcState Init(ParameterTree parameters, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return new SghmcState(SgmcmcStep.Own(parameters), _momenta.Create(parameters, seed, _rng), 0,
+            TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+    }
+
+    /// <inheritdoc />
+    public SghmcState Update(SghmcState state, TBatch batch, bool inplace = false)
+    {
+        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
+        using var scope = NewDisposeScope();
+        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
+        var lr = _lr.At(state.Step, "lr", positive: true);
+        var temperature = _temperature.At(state.Step, "temperature");
+        var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, state.Step);
+        var prec = 1.0 / (_sigma * _sigma);
+        var generator = noise > 0 ? _rng.For(state.Seed, state.Step, state.Params.Device) : null;
+        using (no_grad())
+        {
+            for (var i = 0; i < grad.Count; i++)
+            {
+                Tensor θ = next.Params.Leaves[i], m = next.Momenta.Leaves[i], g = grad.Leaves[i];
+                θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
+                m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
+                if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise); //  + sqrt(Tε(2α − Tεβ)) ξ
+            }
+        }
+        return SgmcmcStep.Finish(next, value);
+    }
+}

@@ -1,0 +1,245 @@
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Posteriors.Vi;
+
+/// <summary>
+/// Variational inference with a diagonal Gaussian q = N(μ, diag(σ²)) (REFERENCE §3): any TorchSharp optimizer
+/// minimises NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + σ ξ_s, over μ and log σ.
+/// </summary>
+/// <remarks>
+/// Gradients come from one ∇θ log π(θ_s) per sample by the chain rule (∂θ/∂μ = I, ∂θ/∂log σ = σ ξ), so a model that
+/// evaluates through a TorchSharp module (<see cref="ModuleBinding"/>) works unchanged. The entropy term is analytic:
+/// with sticking the landing (default) only its path derivative is kept (−ξ/σ for μ, −ξ² for log σ), whose variance
+/// vanishes as q approaches the target; without it, the exact total derivative (0 for μ, −1 for log σ).
+/// </remarks>
+public static class DiagVi
+{
+    /// <summary>Builds the transform.</summary>
+    /// <param name="logPosterior">log π(θ; batch), batch-normalised.</param>
+    /// <param name="optimizer">Creates the optimizer over μ and log σ, e.g. <c>ps =&gt; torch.optim.Adam(ps, lr: 1e-2)</c>.</param>
+    /// <param name="temperature">T on the entropy term (constant or schedule, ≥ 0; default 1). T = 0 is MAP with noise.</param>
+    /// <param name="initLogSd">The initial log σ of every element (default 0; the cold-posterior study used −3).</param>
+    /// <param name="samples">S, Monte Carlo samples per step (default 1).</param>
+    /// <param name="stickingTheLanding">Drop the score part of the entropy gradient (default on).</param>
+    /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
+    public static DiagVi<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Func<IEnumerable<Parameter>, optim.Optimizer> optimizer,
+        Schedule? temperature = null, double initLogSd = 0, int samples = 1, bool stickingTheLanding = true) =>
+        new(logPosterior, optimizer, ViOptimizer.CheckSamples(samples, temperature), Check.Finite(initLogSd, nameof(initLogSd)), samples, stickingTheLanding);
+
+    /// <summary>σ = exp(log σ) of a state.</summary>
+    public static ParameterTree Sd(DiagViState state) =>
+        (state ?? throw new ArgumentNullException(nameof(state))).LogSd.Map(t => t.detach().exp());
+
+    /// <summary>
+    /// The NELBO of q = N(<paramref name="mean"/>, diag(exp(<paramref name="logSd"/>)²)) on a batch, estimated with
+    /// <paramref name="samples"/> draws seeded by <paramref name="seed"/> (a detached scalar).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
+    public static Tensor Nelbo<TBatch>(LogPosterior<TBatch> logPosterior, ParameterTree mean, ParameterTree logSd, TBatch batch,
+        int samples = 1, long seed = 0, double temperature = 1)
+    {
+        ArgumentNullException.ThrowIfNull(logPosterior);
+        ArgumentNullException.ThrowIfNull(mean);
+        mean.EnsureSameStructure(logSd, nameof(logSd));
+        if (samples <= 0) throw new ArgumentOutOfRangeException(nameof(samples), samples, "The number of Monte Carlo samples must be positive.");
+        Check.NonNegative(temperature, nameof(temperature));
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var sd = logSd.Map(t => t.detach().exp());
+        var generator = new Rng().For(seed, 0, mean.Device);
+        Tensor total = zeros(Array.Empty<long>(), dtype: mean.ScalarType, device: mean.Device);
+        for (var s = 0; s < samples; s++)
+        {
+            var theta = DiagNormal.Sample(mean.Detach(), sd, generator);
+            var logQ = DiagNormal.LogProb(theta, mean.Detach(), sd);
+            total = total + logPosterior(theta, batch).Value.reshape(Array.Empty<long>()) - temperature * logQ;
+        }
+        return (-total / samples).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> draws from q: every leaf gets a leading dimension <paramref name="count"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is not positive.</exception>
+    public static ParameterTree Sample(DiagViState state, long count, long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        using var scope = NewDisposeScope();
+        var generator = new Rng().For(seed, 0, state.Params.Device);
+        return DiagNormal.Sample(state.Params.Detach(), Sd(state), count, generator).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The state of <see cref="DiagVi{TBatch}"/>: μ, log σ, the optimizer over them, the step and the seed.</summary>
+public sealed class DiagViState : IAlgorithmState, IPersistentState<DiagViState>
+{
+    internal DiagViState(ParameterTree mean, ParameterTree logSd, optim.Optimizer? optimizer, byte[]? pendingOptimizerState,
+        long step, long seed, Tensor logPosterior, Tensor nelbo)
+    {
+        Params = mean;
+        LogSd = logSd;
+        Optimizer = optimizer;
+        PendingOptimizerState = pendingOptimizerState;
+        Step = step;
+        Seed = seed;
+        LogPosterior = logPosterior;
+        Nelbo = nelbo;
+    }
+
+    /// <summary>The variational mean μ (TorchSharp <see cref="Parameter"/>s the optimizer updates).</summary>
+    public ParameterTree Params { get; }
+
+    /// <summary>log σ, shaped like μ (Parameters).</summary>
+    public ParameterTree LogSd { get; }
+
+    /// <summary>The optimizer; <c>null</c> for a loaded state until its first update recreates it.</summary>
+    public optim.Optimizer? Optimizer { get; internal set; }
+
+    internal byte[]? PendingOptimizerState { get; set; }
+
+    /// <inheritdoc />
+    public long Step { get; internal set; }
+
+    /// <summary>The seed of the reparameterisation noise (step t uses the stream (seed, t)).</summary>
+    public long Seed { get; }
+
+    /// <summary>mean_s log π(θ_s) at the last update.</summary>
+    public Tensor LogPosterior { get; internal set; }
+
+    /// <summary>The NELBO estimate at the last update (NaN before the first).</summary>
+    public Tensor Nelbo { get; internal set; }
+
+    /// <inheritdoc />
+    public static string Kind => "DiagVi";
+
+    /// <inheritdoc />
+    public static int KindVersion => 1;
+
+    /// <inheritdoc />
+    public void WriteTo(StateRecord record)
+    {
+        record.Set("mean", Params);
+        record.Set("logSd", LogSd);
+        record.Set("step", Step);
+        record.Set("seed", Seed);
+        record.Set("logPosterior", LogPosterior);
+        record.Set("nelbo", Nelbo);
+        record.Set("optimizer", tensor(ViOptimizer.Save(Optimizer, PendingOptimizerState), dtype: ScalarType.Byte));
+    }
+
+    /// <inheritdoc />
+    public static DiagViState ReadFrom(StateRecord record) =>
+        new(ViOptimizer.AsParameters(record.GetTree("mean")), ViOptimizer.AsParameters(record.GetTree("logSd")), null,
+            record.GetTensor("optimizer").bytes.ToArray(), record.GetLong("step"), record.GetLong("seed"),
+            record.GetTensor("logPosterior"), record.GetTensor("nelbo"));
+}
+
+/// <summary>Diagonal Gaussian VI. See <see cref="DiagVi"/>.</summary>
+public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
+{
+    private readonly LogPosterior<TBatch> _logPosterior;
+    private readonly Func<IEnumerable<Parameter>, optim.Optimizer> _optimizer;
+    private readonly Schedule _temperature;
+    private readonly double _initLogSd;
+    private readonly int _samples;
+    private readonly bool _stl;
+    private readonly Rng _rng = new();
+
+    internal DiagVi(LogPosterior<TBatch> logPosterior, Func<IEnumerable<Parameter>, optim.Optimizer> optimizer, Schedule temperature,
+        double initLogSd, int samples, bool stickingTheLanding)
+    {
+        _logPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
+        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
+        _temperature = temperature;
+        _initLogSd = initLogSd;
+        _samples = samples;
+        _stl = stickingTheLanding;
+    }
+
+    /// <inheritdoc />
+    public DiagViState Init(ParameterTree parameters) => Init(parameters, seed: 0);
+
+    /// <summary>A fresh state with μ = <paramref name="parameters"/>, log σ = initLogSd and noise seed <paramref name="seed"/>.</summary>
+    public DiagViState Init(ParameterTree parameters, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var mean = ViOptimizer.AsParameters(parameters);
+        var logSd = ViOptimizer.AsParameters(parameters.Map(t => full_like(t, _initLogSd)));
+        var optimizer = ViOptimizer.Create(_optimizer, mean.Leaves.Concat(logSd.Leaves));
+        return new DiagViState(mean, logSd, optimizer, null, 0, seed, TransformExtensions.NotYetEvaluated(parameters),
+            TransformExtensions.NotYetEvaluated(parameters));
+    }
+
+    /// <summary>One optimizer step on the NELBO of <paramref name="batch"/>.</summary>
+    public DiagViState Update(DiagViState state, TBatch batch, bool inplace = false)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var target = inplace ? state : Copy(state);
+        target.Optimizer ??= ViOptimizer.Restore(_optimizer, target.Params.Leaves.Concat(target.LogSd.Leaves), target.PendingOptimizerState);
+        target.PendingOptimizerState = null;
+
+        using (var scope = NewDisposeScope())
+        {
+            var t = _temperature.At(target.Step, "temperature");
+            var generator = _rng.For(target.Seed, target.Step, target.Params.Device);
+            var mean = target.Params.Detach();
+            var sd = target.LogSd.Map(l => l.detach().exp());
+            var gradMean = mean.ZerosLike();
+            var gradLogSd = mean.ZerosLike();
+            Tensor value = zeros(Array.Empty<long>(), dtype: mean.ScalarType, device: mean.Device);
+            Tensor elbo = value;
+            for (var s = 0; s < _samples; s++)
+            {
+                var xi = mean.RandnLike(generator);
+                var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m + sigma * z);
+                var (v, _, g) = Autodiff.ValueAndGrad(_logPosterior, theta, batch);
+                NonFiniteException.ThrowIfNotFinite(target.Step, v, g);
+                var logQ = DiagNormal.LogProb(theta, mean, sd);
+                value = value + v;
+                elbo = elbo + v - t * logQ;
+                // d(log π − T log q)/dμ and /dlog σ for this sample (see the remarks on DiagVi).
+                var dMean = _stl ? g.ZipMap(sd, xi, (gi, sigma, z) => gi + t * z / sigma) : g;
+                gradMean = gradMean.Add(dMean);
+                gradLogSd = gradLogSd.ZipMap(g.ZipMap(sd, xi, (gi, sigma, z) => gi * sigma * z + t * (_stl ? z.square() : ones_like(z))), (acc, d) => acc + d);
+            }
+            var gradients = gradMean.Leaves.Concat(gradLogSd.Leaves).Select(gl => gl * (-1.0 / _samples)).ToList();
+            ViOptimizer.Step(target.Optimizer, target.Params.Leaves.Concat(target.LogSd.Leaves).ToList(), gradients);
+            var meanValue = value / _samples;
+            var nelbo = -elbo / _samples;
+            if (inplace)
+            {
+                target.LogPosterior.copy_(meanValue);
+                target.Nelbo.copy_(nelbo);
+            }
+            else
+            {
+                target.LogPosterior = meanValue.MoveToOuterDisposeScope();
+                target.Nelbo = nelbo.MoveToOuterDisposeScope();
+            }
+        }
+        target.Step++;
+        return target;
+    }
+
+    /// <summary><paramref name="count"/> draws from q; see <see cref="DiagVi.Sample"/>.</summary>
+    public ParameterTree Sample(DiagViState state, long count, long seed = 0) => DiagVi.Sample(state, count, seed);
+
+    /// <summary>The NELBO of the state's q on a batch; see <see cref="DiagVi.Nelbo{TBatch}"/>.</summary>
+    public Tensor Nelbo(DiagViState state, TBatch batch, int samples = 1, long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        return DiagVi.Nelbo(_logPosterior, state.Params, state.LogSd, batch, samples, seed, _temperature.At(state.Step, "temperature"));
+    }
+
+    private DiagViState Copy(DiagViState state)
+    {
+        var mean = ViOptimizer.AsParameters(state.Params);
+        var logSd = ViOptimizer.AsParameters(state.LogSd);
+        var optimizer = ViOptimizer.Restore(_optimizer, mean.Leaves.Concat(logSd.Leaves), ViOptimizer.Save(state.Optimizer, state.PendingOptimizerState));
+        return new DiagViState(mean, logSd, optimizer, null, state.Step, state.Seed, state.LogPosterior.clone(), state.Nelbo.clone());
+    }
+}
