@@ -101,7 +101,7 @@ namespace Posteriors.Generators
                 if (p.IsModule)
                     w.Line("foreach (var leaf in " + Support + ".ModuleParameters(" + Literal(p.Name) + ", " + Member(model, p) + ")) leaves.Add(new " + Leaf + "(leaf.Key, " + Priors + ".Sample(leaf.Value, " + args + ", generator)));");
                 else if (p.IsPositive)
-                    w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".Sample(" + Member(model, p) + ", " + args + ", generator).log()));");
+                    w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".SamplePositive(" + Member(model, p) + ", " + args + ", generator)));");
                 else
                     w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".Sample(" + Member(model, p) + ", " + args + ", generator)));");
             }
