@@ -80,7 +80,8 @@ public static class PerSampleGradients
                 calls[prefix] = list;
                 var remover = linear.register_forward_hook((_, input, output) =>
                 {
-                    list.Add((input, output));
+                    // New handles to the same native tensors: containers such as Sequential dispose their intermediates.
+                    list.Add((input.alias(), output.alias()));
                     return output;
                 });
                 removers.Add(remover.remove);
@@ -201,19 +202,19 @@ public static class PerSampleGradients
 
         /// <summary>Σᵢ gᵢ, the gradient of Σᵢ vᵢ.</summary>
         public ParameterTree Sum() =>
-            new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.sum(0) : _totals[n])));
+            new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.sum(dim: 0) : _totals[n])));
 
         public ParameterTree SumOfSquares() =>
-            new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.square().sum(0) : LinearSumOfSquares(n))));
+            new(_names.Select(n => new KeyValuePair<string, Tensor>(n, _dense.TryGetValue(n, out var d) ? d.square().sum(dim: 0) : LinearSumOfSquares(n))));
 
         private Tensor LinearSumOfSquares(string name)
         {
             var (pairs, e, isBias) = _linear[name];
-            if (pairs.Count != 1 || pairs[0].A.shape[1] != 1) return LinearPerSample(pairs, e, isBias).square().sum(0);
+            if (pairs.Count != 1 || pairs[0].A.shape[1] != 1) return LinearPerSample(pairs, e, isBias).square().sum(dim: 0);
             // Σᵢ (gᵢ aᵢᵀ + e)² = (g²)ᵀ a² + 2 e ∘ gᵀa + B e², with no [B, out, in] tensor.
             var a = pairs[0].A.squeeze(1);
             var g = pairs[0].G.squeeze(1);
-            if (isBias) return g.square().sum(0) + 2 * e * g.sum(0) + _b * e.square();
+            if (isBias) return g.square().sum(dim: 0) + 2 * e * g.sum(dim: 0) + _b * e.square();
             return g.square().t().mm(a.square()) + 2 * e * g.t().mm(a) + _b * e.square();
         }
     }

@@ -1,0 +1,1 @@
+return Posteriors.Samples.BayesianLora.BayesianLoraApp.Run(args);

@@ -1,0 +1,186 @@
+using Posteriors.Continual;
+using Posteriors.Curvature;
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using Posteriors.Vi;
+using TorchSharp;
+using static TorchSharp.torch;
+using LaplaceDiagFisher = Posteriors.Laplace.DiagFisher;
+using EkfDiagFisher = Posteriors.Ekf.DiagFisher;
+
+namespace Posteriors.Samples.ContinualLearning;
+
+/// <summary>A way of learning the tasks in sequence, keeping whatever it carries from one task to the next.</summary>
+internal abstract class ContinualMethod
+{
+    public abstract string Name { get; }
+
+    /// <summary>The parameters used for prediction (the posterior mean for Gaussian methods).</summary>
+    public abstract ParameterTree PredictiveMean { get; }
+
+    public abstract void Reset(ParameterTree initial);
+
+    public abstract void Learn(SplitTask task, Generator generator, Action onStep);
+
+    public abstract void Save(string path);
+
+    public abstract void Load(string path, Device device);
+
+    /// <summary>Optimizer steps per task (for the progress bar).</summary>
+    public virtual long StepsPerTask(SplitTask task, SplitFashionMnist.Settings s) => task.TrainCount / s.BatchSize * s.Epochs;
+}
+
+internal static class FashionMnistMethods
+{
+    public static IReadOnlyList<ContinualMethod> All(SplitFashionMnist.Settings settings) => new ContinualMethod[]
+    {
+        new SgdFineTuning(settings),
+        new SequentialLaplace(settings),
+        new SequentialEkf(settings),
+        new SequentialVi(settings),
+    };
+
+    /// <summary>The per-datum log-likelihood of a task (the curvature methods' input; the prior enters as their initial precision).</summary>
+    public static PerDatumLogDensity<(Tensor X, Tensor Y)> PerDatum(SplitTask task) =>
+        (p, batch) => SplitFashionMnist.LogLikelihoods(p, batch.X, batch.Y, task);
+}
+
+/// <summary>Plain fine-tuning: MAP with SGD on each task in turn under a fixed N(0, 1) prior; the baseline that forgets.</summary>
+internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings) : ContinualMethod
+{
+    private ParameterTree _mean = null!;
+
+    public override string Name => "SGD";
+
+    public override ParameterTree PredictiveMean => _mean;
+
+    public override void Reset(ParameterTree initial) => _mean = initial.Clone();
+
+    public override void Learn(SplitTask task, Generator generator, Action onStep) =>
+        _mean = SplitFashionMnist.Fit(_mean, task, SplitFashionMnist.StandardNormalLogPrior, settings, generator, onStep);
+
+    public override void Save(string path) => StateFile.Save(path, new ParameterSnapshot(_mean));
+
+    public override void Load(string path, Device device) => _mean = StateFile.Load<ParameterSnapshot>(path, device).Parameters;
+}
+
+/// <summary>
+/// Sequential diagonal Laplace: MAP under the previous task's Laplace posterior as prior (precision scaled by λ),
+/// then the runtime's diagonal empirical-Fisher Laplace at the new mode, started from the previous precision, so
+/// the precision accumulates Σ over all tasks' data (the first task's prior is N(0, 1)).
+/// </summary>
+internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings) : ContinualMethod
+{
+    private LaplacePrior _prior = null!;
+
+    public override string Name => "Laplace";
+
+    public override ParameterTree PredictiveMean => _prior.Mean;
+
+    public override void Reset(ParameterTree initial) => _prior = new LaplacePrior(initial.ZerosLike(), initial.OnesLike(), 1);
+
+    public override void Learn(SplitTask task, Generator generator, Action onStep)
+    {
+        var start = _prior.Mean.Clone();
+        var prior = _prior.WithLambda(settings.Lambda);
+        var mode = SplitFashionMnist.Fit(start, task, prior.LogProb, settings, generator, onStep);
+        var laplace = LaplaceDiagFisher.Build(FashionMnistMethods.PerDatum(task), initPrecision: _prior.Precision);
+        var state = laplace.Init(mode);
+        var n = task.TrainCount;
+        for (long s = 0; s < n; s += 500)
+        {
+            using var scope = NewDisposeScope();
+            var len = Math.Min(500, n - s);
+            state = laplace.Update(state, (task.TrainX.narrow(0, s, len), task.TrainY.narrow(0, s, len)), inplace: true);
+        }
+        _prior = new LaplacePrior(state.Params, state.Precision, 1);
+    }
+
+    public override void Save(string path) => StateFile.Save(path, _prior);
+
+    public override void Load(string path, Device device) => _prior = StateFile.Load<LaplacePrior>(path, device);
+}
+
+/// <summary>
+/// The runtime's diagonal extended Kalman filter run straight through the task sequence: its Gaussian state after one
+/// task is the prior of the next by construction (no transition noise).
+/// </summary>
+internal sealed class SequentialEkf(SplitFashionMnist.Settings settings) : ContinualMethod
+{
+    private ParameterTree _initial = null!;
+    private Posteriors.Ekf.DiagEkfState? _state;
+
+    public override string Name => "EKF";
+
+    public override ParameterTree PredictiveMean => _state?.Params ?? _initial;
+
+    public override void Reset(ParameterTree initial)
+    {
+        _initial = initial.Clone();
+        _state = null;
+    }
+
+    public override void Learn(SplitTask task, Generator generator, Action onStep)
+    {
+        // initSd 1 is the N(0, 1) prior of the other methods.
+        var ekf = EkfDiagFisher.Build(FashionMnistMethods.PerDatum(task), lr: settings.EkfLr, initSd: 1);
+        var state = _state ?? ekf.Init(_initial);
+        foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
+        {
+            using var scope = NewDisposeScope();
+            state = ekf.Update(state, batch, inplace: true);
+            onStep();
+        }
+        _state = state;
+    }
+
+    public override void Save(string path) => StateFile.Save(path, _state!);
+
+    public override void Load(string path, Device device) => _state = StateFile.Load<Posteriors.Ekf.DiagEkfState>(path, device);
+}
+
+/// <summary>
+/// Sequential variational inference: each task fits a diagonal Gaussian q with the runtime's VI under the previous
+/// task's q as the prior, N(μ_prev, σ_prev²) (N(0, 1) on the first task); μ starts at the previous mean.
+/// </summary>
+internal sealed class SequentialVi(SplitFashionMnist.Settings settings) : ContinualMethod
+{
+    private ParameterTree _mean = null!;
+    private ParameterTree _sd = null!;
+
+    public override string Name => "VI";
+
+    public override ParameterTree PredictiveMean => _mean;
+
+    public override void Reset(ParameterTree initial)
+    {
+        _mean = initial.Clone();
+        _sd = initial.OnesLike();
+    }
+
+    public override void Learn(SplitTask task, Generator generator, Action onStep)
+    {
+        var priorMean = _mean.Clone();
+        var priorSd = _sd.Clone();
+        var logPosterior = SplitFashionMnist.LogPosterior(task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
+        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), initLogSd: -3);
+        var state = vi.Init(_mean, seed: task.Index + 1);
+        foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
+        {
+            using var scope = NewDisposeScope();
+            state = vi.Update(state, batch, inplace: true);
+            onStep();
+        }
+        _mean = state.Params.Clone();
+        _sd = DiagVi.Sd(state).Clone();
+    }
+
+    public override void Save(string path) => StateFile.Save(path, new ParameterSnapshot(_mean, _sd));
+
+    public override void Load(string path, Device device)
+    {
+        var s = StateFile.Load<ParameterSnapshot>(path, device);
+        _mean = s.Parameters;
+        _sd = s.Extra ?? throw new InvalidDataException($"'{path}' holds no standard deviations.");
+    }
+}

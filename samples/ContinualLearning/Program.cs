@@ -1,0 +1,1 @@
+return Posteriors.Samples.ContinualLearning.ContinualLearningApp.Run(args);

@@ -1,0 +1,70 @@
+using Posteriors.Models.Text;
+using Posteriors.Models.Transformers;
+using Posteriors.Trees;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Posteriors.Samples;
+
+/// <summary>The license texts as a pre-training corpus and a sequence of books, on one vocabulary.</summary>
+internal sealed record TextCorpus(CharVocabulary Vocabulary, Tensor Pretraining, IReadOnlyList<TextBook> Books);
+
+/// <summary>What both language-model samples share: loading the texts, pre-training the base, held-out losses.</summary>
+internal static class TextLab
+{
+    public const string PretrainingText = "GPL-2";
+    public static readonly string[] DefaultBooks = { "Apache-2.0", "MPL-2.0", "Artistic", "CC0-1.0" };
+
+    public static string DefaultDataFolder => Path.Combine(AppContext.BaseDirectory, "data", "licenses");
+
+    /// <summary>Reads <c>NAME.txt</c> files; every book keeps its last <paramref name="testFraction"/> for testing.</summary>
+    public static TextCorpus Load(string folder, IReadOnlyList<string> books, Device device, double testFraction = 0.15, int? maxCharacters = null)
+    {
+        string Read(string name)
+        {
+            var path = Path.Combine(folder, name + ".txt");
+            if (!File.Exists(path)) throw new FileNotFoundException($"Text '{name}' not found at {path} (option --data sets the folder).", path);
+            var text = File.ReadAllText(path);
+            return maxCharacters is int m && text.Length > m ? text[..m] : text;
+        }
+        var pre = Read(PretrainingText);
+        var texts = books.Select(Read).ToArray();
+        var vocabulary = new CharVocabulary(texts.Append(pre));
+        return new TextCorpus(vocabulary, vocabulary.Encode(pre, device),
+            books.Select((b, i) => TextEpisodes.Split(b, texts[i], vocabulary, testFraction, device)).ToArray());
+    }
+
+    /// <summary>Trains the base weights (adapters frozen at their identity start) on the pre-training text with AdamW.</summary>
+    public static void Pretrain(TinyTransformer model, Tensor ids, int steps, int batchSize, int length, double lr, Generator generator, Action? onStep = null)
+    {
+        model.UseBaseOnly();
+        var trainable = model.parameters().Where(p => p.requires_grad).ToArray();
+        using var optimizer = optim.AdamW(trainable, lr: lr, weight_decay: 0.01);
+        for (var step = 0; step < steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var batch = TextEpisodes.RandomWindows(ids, batchSize, length, generator);
+            var loss = -CharLanguageModel.TokenLogLikelihood(model, batch).mean();
+            loss.backward();
+            optimizer.step();
+            onStep?.Invoke();
+        }
+        model.UseLoraOnly();
+    }
+
+    /// <summary>Mean negative log-likelihood per predicted character (nats) of <paramref name="ids"/> at the LoRA values <paramref name="lora"/>.</summary>
+    public static double HeldOutLoss(TinyTransformer model, ParameterTree lora, Tensor ids, int length)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        ModuleBinding.Bind(model, lora);
+        var windows = TextEpisodes.AllWindows(ids, length);
+        return -CharLanguageModel.TokenLogLikelihood(model, windows).mean().item<float>();
+    }
+
+    public static Device ParseDevice(string device) =>
+        device == "cpu" ? CPU
+        : cuda.is_available() ? torch.device(device)
+        : throw new ArgumentException($"Device '{device}' was requested but CUDA is not available (TorchSharp-cpu is referenced); use --device cpu.", nameof(device));
+}
