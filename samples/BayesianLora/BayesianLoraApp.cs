@@ -66,9 +66,9 @@ public static class BayesianLoraApp
         LogPosterior<Tensor> perMember = CharLanguageModel.LogPosterior(model, n, StandardNormal);
         var methods = new List<(string Name, Func<ParameterTree, Action, string, IReadOnlyList<ParameterTree>> Train)>
         {
-            ("deep ensemble (SGHMC, T = 0)", (template, onStep, checkpoint) =>
+            ("deep ensemble (SGHMC at T = 0)", (template, onStep, checkpoint) =>
                 RunEnsemble(Ensemble.Deep(perMember, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
-            ("unbiased ensemble (SGHMC, T = 1/N)", (template, onStep, checkpoint) =>
+            ("unbiased ensemble (SGHMC at T = 1/N)", (template, onStep, checkpoint) =>
                 RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
             ("diagonal VI", (template, onStep, checkpoint) =>
             {
