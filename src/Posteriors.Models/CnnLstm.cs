@@ -42,10 +42,10 @@ public sealed class CnnLstm : nn.Module<Tensor, Tensor>
     /// <summary>Logits [B, classes] for token ids [B, L] (int64; L ≥ kernel − 1 + pool).</summary>
     public override Tensor forward(Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        // No dispose scope here: hooks (per-sample gradients, GGN) keep the intermediate outputs; callers own the scope.
         var x = embedding.call(tokens).transpose(1, 2);                       // [B, E, L]
         x = nn.functional.max_pool1d(nn.functional.relu(conv.call(x)), Pool); // [B, F, L']
         var (output, _, _) = lstm.call(x.transpose(1, 2));                    // [B, L', H]
-        return dense.call(output.select(1, -1)).MoveToOuterDisposeScope();
+        return dense.call(output.select(1, -1));
     }
 }

@@ -37,10 +37,10 @@ public sealed class SmallCnn : nn.Module<Tensor, Tensor>
     /// <summary>Logits [B, classes] for images [B, 1, 28, 28].</summary>
     public override Tensor forward(Tensor input)
     {
-        using var scope = NewDisposeScope();
+        // No dispose scope here: hooks (per-sample gradients, GGN) keep the intermediate outputs; callers own the scope.
         var x = nn.functional.max_pool2d(nn.functional.relu(conv1.call(input)), 2);
         x = nn.functional.max_pool2d(nn.functional.relu(conv2.call(x)), 2);
         x = nn.functional.relu(fc1.call(x.flatten(1)));
-        return fc2.call(x).MoveToOuterDisposeScope();
+        return fc2.call(x);
     }
 }

@@ -83,7 +83,12 @@ public static class Cli
         var threads = new Option<int>("--threads") { Description = "Torch CPU threads. Default: the number of cores." };
         var noPlots = new Option<bool>("--no-plots") { Description = "Skip the PNG plots." };
         var widths = new Option<string?>("--widths") { Description = "CNN widths conv1,conv2,dense. Default: 16,32,64 (quick), 32,64,128 (--full)." };
-        foreach (var o in new Option[] { methods, temperatures, epochs, seeds, device, output, full, trainSize, testSize, batchSize, members, dataFolder, synthetic, noInstall, threads, noPlots, widths })
+        var laplaceLayers = new Option<string>("--laplace-layers")
+        {
+            Description = "Layers the Laplace methods cover: last (fc2, default; there the linearised predictive is exact) or dense (fc1 and fc2).",
+            DefaultValueFactory = _ => "last",
+        };
+        foreach (var o in new Option[] { laplaceLayers, methods, temperatures, epochs, seeds, device, output, full, trainSize, testSize, batchSize, members, dataFolder, synthetic, noInstall, threads, noPlots, widths })
             command.Options.Add(o);
 
         command.SetAction(parse =>
@@ -110,6 +115,7 @@ public static class Cli
                     Threads = parse.GetValue(threads),
                     NoPlots = parse.GetValue(noPlots),
                     Widths = ParseWidths(parse.GetValue(widths)),
+                    LaplaceLayers = parse.GetValue(laplaceLayers) ?? "last",
                 };
                 options.Validate();
             }

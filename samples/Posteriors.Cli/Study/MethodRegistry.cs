@@ -9,11 +9,18 @@ public static class MethodRegistry
     public static IReadOnlyList<IStudyMethod> All { get; } = new IStudyMethod[]
     {
         new MapMethod(),
-        new DeepEnsembleMethod(),
+        new ParallelSghmcMethod(tempered: false),
+        new ParallelSghmcMethod(tempered: true),
+        new SerialSghmcMethod(),
+        new DiagViMethod(),
+        new DiagLaplaceMethod(ggn: false, linearised: false),
+        new DiagLaplaceMethod(ggn: false, linearised: true),
+        new DiagLaplaceMethod(ggn: true, linearised: false),
+        new DiagLaplaceMethod(ggn: true, linearised: true),
     };
 
     /// <summary>The methods of the quick (default) run.</summary>
-    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble" };
+    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble", "sghmc-parallel" };
 
     /// <summary>The method with that name (case-insensitive), or null.</summary>
     public static IStudyMethod? Find(string name) => All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));

@@ -110,6 +110,40 @@ public sealed class StudyContext
         return state.Params.Clone();
     }
 
+    private readonly Dictionary<int, ParameterTree> _maps = new();
+
+    /// <summary>
+    /// The MAP estimate of <paramref name="seed"/>, trained on first use and cached (Laplace and VI start from it, so the
+    /// MAP row and the Laplace rows of a seed share one optimisation).
+    /// </summary>
+    public ParameterTree Map(int seed, Action<long, string> progress)
+    {
+        if (!_maps.TryGetValue(seed, out var map))
+        {
+            using (NewDisposeScope()) map = TrainMap(seed, progress).MoveToOuterDisposeScope();
+            map.DetachFromDisposeScope();
+            _maps[seed] = map;
+        }
+        return map;
+    }
+
+    private readonly Dictionary<string, ParameterTree> _cache = new();
+
+    /// <summary>A tree computed once per key (e.g. a Laplace precision shared by every τ) and kept for the study.</summary>
+    public ParameterTree Cached(string key, Func<ParameterTree> compute)
+    {
+        if (!_cache.TryGetValue(key, out var value))
+        {
+            using (NewDisposeScope()) value = compute().MoveToOuterDisposeScope();
+            value.DetachFromDisposeScope();
+            _cache[key] = value;
+        }
+        return value;
+    }
+
+    /// <summary>Draws from approximate posteriors for prediction (VI, Laplace).</summary>
+    public int PredictiveDraws => Math.Max(10, Options.Members);
+
     /// <summary>Log predictive probabilities [N, C] of the parameters on <paramref name="data"/>.</summary>
     public Tensor LogProbs(ParameterTree parameters, ImageDataSet data)
     {

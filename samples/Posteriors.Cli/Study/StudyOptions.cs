@@ -51,6 +51,9 @@ public sealed record StudyOptions
     /// <summary>Skip the PNG plots.</summary>
     public bool NoPlots { get; init; }
 
+    /// <summary>Layers the Laplace methods cover: "last" (fc2) or "dense" (fc1 and fc2).</summary>
+    public string LaplaceLayers { get; init; } = "last";
+
     /// <summary>CNN widths (conv1, conv2, dense); null = the mode's default.</summary>
     public (int C1, int C2, int Hidden)? Widths { get; init; }
 
@@ -80,6 +83,7 @@ public sealed record StudyOptions
         if (TrainSize < 0) throw new ArgumentException($"--train-size must be positive; got {TrainSize}.");
         if (TestSize < 0) throw new ArgumentException($"--test-size must be positive; got {TestSize}.");
         if (Members < 0) throw new ArgumentException($"--members must be positive; got {Members}.");
+        if (LaplaceLayers is not ("last" or "dense")) throw new ArgumentException($"--laplace-layers must be 'last' or 'dense'; got '{LaplaceLayers}'.");
         if (Seeds.Count == 0) throw new ArgumentException("--seeds needs at least one seed.");
         foreach (var t in Temperatures)
             if (!(t > 0) || double.IsInfinity(t)) throw new ArgumentException($"--temperatures must be positive and finite; got {t}.");

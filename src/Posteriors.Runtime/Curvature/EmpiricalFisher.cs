@@ -66,7 +66,7 @@ public static class Hessian
         using var _ = enable_grad();
         var (result, wrt) = Autodiff.Evaluate(logPosterior, parameters, batch);
         var leaves = names.Select(n => wrt[n]).ToArray();
-        var g = autograd.grad(new[] { result.Value.reshape(Array.Empty<long>()) }, leaves, create_graph: true, allow_unused: true);
+        var g = autograd.grad(new[] { result.Value.reshape(Array.Empty<long>()) }, leaves, retain_graph: true, create_graph: true, allow_unused: true);
         Tensor? dot = null;
         for (var i = 0; i < leaves.Length; i++)
         {
@@ -93,7 +93,7 @@ public static class Hessian
         using var _ = enable_grad();
         var (values, wrt) = PerDatum.Evaluate(perDatum, parameters, batch);
         var leaves = names.Select(n => wrt[n]).ToArray();
-        var g = autograd.grad(new[] { values.sum() }, leaves, create_graph: true, allow_unused: true);
+        var g = autograd.grad(new[] { values.sum() }, leaves, retain_graph: true, create_graph: true, allow_unused: true);
         var flat = cat(leaves.Select((l, i) => (g[i] is null || g[i].IsInvalid ? zeros_like(l) : g[i]).reshape(-1)).ToArray());
         var p = flat.shape[0];
         var rows = new Tensor[p];

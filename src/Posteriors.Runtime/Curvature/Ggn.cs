@@ -74,7 +74,7 @@ public static class Ggn
         var leaves = names.Select(n => wrt[n]).ToArray();
         var f = output.Outputs;
         var u = zeros_like(f).requires_grad_(true);
-        var jtu = autograd.grad(new[] { f }, leaves, grad_outputs: new[] { u }, create_graph: true, allow_unused: true);
+        var jtu = autograd.grad(new[] { f }, leaves, grad_outputs: new[] { u }, retain_graph: true, create_graph: true, allow_unused: true);
         Tensor? dot = null;
         for (var i = 0; i < leaves.Length; i++)
         {

@@ -80,7 +80,8 @@ public static class PerSampleGradients
                 calls[prefix] = list;
                 var remover = linear.register_forward_hook((_, input, output) =>
                 {
-                    list.Add((input, output));
+                    // New handles to the same native tensors: containers such as Sequential dispose their intermediates.
+                    list.Add((input.alias(), output.alias()));
                     return output;
                 });
                 removers.Add(remover.remove);

@@ -17,5 +17,5 @@ public sealed class MapMethod : IStudyMethod
 
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress) =>
-        context.Predict(new[] { context.TrainMap(seed, progress) });
+        context.Predict(new[] { context.Map(seed, progress) });
 }
