@@ -1,8 +1,11 @@
 using System.Diagnostics;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
+using Posteriors.Ensembles;
+using Posteriors.Metrics;
 using Posteriors.Native;
-using Posteriors.Optim;
+using Posteriors.Sgmcmc;
+using Posteriors.Vi;
 using Posteriors.Serialization;
 using Posteriors.Trees;
 using Spectre.Console;
@@ -35,7 +38,9 @@ public static class BayesianLoraApp
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
         var context = o.Int("context", tiny ? 16 : 64, "characters per window (and per statement)");
         var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
-        var lr = o.Double("lr", 0.05, "SGHMC/SGD learning rate η (heavy-ball form, momentum 0.9)");
+        var lr = o.Double("lr", 0.05, "SGD-equivalent learning rate η of the SGHMC members (REFERENCE §2 mapping)");
+        var momentum = o.Double("momentum", 0.9, "SGD-equivalent momentum μ of the SGHMC members");
+        var viLr = o.Double("vi-lr", 1e-2, "Adam learning rate of diagonal VI");
         if (o.Has("help")) { Console.WriteLine("BayesianLora options:\n" + o.Help()); return 0; }
         o.EnsureAllKnown();
 
@@ -55,22 +60,35 @@ public static class BayesianLoraApp
         var g = new Generator((ulong)seed + 3);
         const int batchSize = 16;
 
-        var methods = new List<(string Name, Func<int, ParameterTree, Action, ParameterTree> Train)>
+        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Option --momentum must be in [0, 1).");
+        // torch SGD(η, μ, dampening 0) ≡ SGHMC at T = 0 with ε = 1, σ = η^(−1/2), α = (1 − μ)/η (REFERENCE §2).
+        var (epsilon, sigma, alpha) = (1.0, 1 / Math.Sqrt(lr), (1 - momentum) / lr);
+        LogPosterior<Tensor> perMember = CharLanguageModel.LogPosterior(model, n, StandardNormal);
+        var methods = new List<(string Name, Func<ParameterTree, Action, string, IReadOnlyList<ParameterTree>> Train)>
         {
-            // SGHMC at T = 0 with ε = 1 − τ, σ, α as in REFERENCE §2 is exactly heavy-ball SGD; until the runtime's SGHMC
-            // lands, the deep ensemble runs as TorchSharp SGD with momentum through TorchOptim.
-            ("deep ensemble (SGD, T = 0)", (k, init, onStep) =>
+            ("deep ensemble (SGHMC at T = 0)", (template, onStep, checkpoint) =>
+                RunEnsemble(Ensemble.Deep(perMember, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
+            ("unbiased ensemble (SGHMC at T = 1/N)", (template, onStep, checkpoint) =>
+                RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
+            ("diagonal VI", (template, onStep, checkpoint) =>
             {
-                var transform = TorchOptim.Build(CharLanguageModel.LogPosterior(model, n, StandardNormal), ps => optim.SGD(ps, lr, momentum: 0.9));
-                var state = transform.Init(init);
-                var mg = new Generator((ulong)(seed * 1000 + k));
-                for (var s = 0; s < steps; s++)
+                var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), initLogSd: -3);
+                DiagViState state;
+                if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);
+                else
                 {
-                    using var scope = NewDisposeScope();
-                    state = transform.Update(state, TextEpisodes.RandomWindows(train, batchSize, context, mg), inplace: true);
-                    onStep();
+                    state = vi.Init(MemberInit(template, seed, 0), seed);
+                    var vg = new Generator((ulong)seed * 31 + 7);
+                    for (var s = 0; s < steps * members; s++)
+                    {
+                        using var scope = NewDisposeScope();
+                        state = vi.Update(state, TextEpisodes.RandomWindows(train, batchSize, context, vg), inplace: true);
+                        onStep();
+                    }
+                    StateFile.Save(checkpoint, state);
                 }
-                return state.Params.Clone();
+                // K draws from q (same budget of gradient evaluations as the ensembles: K × steps).
+                return ParallelChains.Unstack(DiagVi.Sample(state, members, seed)).Select(m => m.Clone()).ToArray();
             }),
         };
 
@@ -98,16 +116,9 @@ public static class BayesianLoraApp
                 for (var m = 0; m < methods.Count; m++)
                 {
                     var bar = ctx.AddTask(methods[m].Name, maxValue: steps * members);
-                    var trained = new List<ParameterTree>();
-                    for (var k = 0; k < members; k++)
-                    {
-                        var path = Path.Combine(outDir, "checkpoints", $"method-{m}", $"member-{k}.state");
-                        if (resume && File.Exists(path)) { trained.Add(StateFile.Load<ParameterSnapshot>(path, dev).Parameters); bar.Increment(steps); continue; }
-                        var member = methods[m].Train(k, MemberInit(template, seed, k), () => bar.Increment(1));
-                        StateFile.Save(path, new ParameterSnapshot(member));
-                        trained.Add(member);
-                    }
-                    ensembles.Add(trained);
+                    var checkpoint = Path.Combine(outDir, "checkpoints", $"method-{m}.state");
+                    ensembles.Add(methods[m].Train(template, () => bar.Increment(1), checkpoint));
+                    bar.Value = bar.MaxValue;
                 }
             });
 
@@ -115,9 +126,9 @@ public static class BayesianLoraApp
         var idWindows = TextEpisodes.AllWindows(heldOut, context);
         var sets = new (string Name, Tensor Inputs)[]
         {
-            ("held-out license text", idWindows.narrow(1, 0, context)),
-            ("shuffled characters", OutOfDistribution.Shuffled(idWindows.narrow(1, 0, context), new Generator((ulong)seed + 11))),
-            ("foreign-language sentences", stack(OutOfDistribution.Foreign.Select(s => corpus.Vocabulary.Encode(s[..Math.Min(context, s.Length)].PadRight(context), dev)).ToArray())),
+            ("held-out (ID)", idWindows.narrow(1, 0, context)),
+            ("shuffled (OOD)", OutOfDistribution.Shuffled(idWindows.narrow(1, 0, context), new Generator((ulong)seed + 11))),
+            ("foreign (OOD)", stack(OutOfDistribution.Foreign.Select(s => corpus.Vocabulary.Encode(s[..Math.Min(context, s.Length)].PadRight(context), dev)).ToArray())),
         };
         var table = new Table().Title("per-statement predictive entropy (nats/char), means; AUROC of epistemic uncertainty for in- vs out-of-distribution")
             .AddColumns("method", "statements", "total", "aleatoric", "epistemic", "AUROC epistemic", "AUROC total");
@@ -125,13 +136,13 @@ public static class BayesianLoraApp
         var summary = new List<object>();
         for (var m = 0; m < methods.Count; m++)
         {
-            var results = sets.Select(s => Uncertainty.Split(CharLanguageModel.MemberProbabilities(model, ensembles[m], s.Inputs))).ToArray();
+            var results = sets.Select(s => PerStatement(CharLanguageModel.MemberLogProbabilities(model, ensembles[m], s.Inputs))).ToArray();
             var ensembleNll = EnsembleNll(model, ensembles[m], idWindows);
             for (var si = 0; si < sets.Length; si++)
             {
                 var r = results[si];
-                var aurocE = si == 0 ? double.NaN : Ranking.Auroc(results[0].Epistemic, r.Epistemic);
-                var aurocT = si == 0 ? double.NaN : Ranking.Auroc(results[0].Total, r.Total);
+                var aurocE = si == 0 ? double.NaN : Auroc.Compute((IReadOnlyList<double>)r.Epistemic, results[0].Epistemic);
+                var aurocT = si == 0 ? double.NaN : Auroc.Compute((IReadOnlyList<double>)r.Total, results[0].Total);
                 table.AddRow(si == 0 ? Markup.Escape(methods[m].Name) : "", Markup.Escape(sets[si].Name), $"{r.Total.Average():F3}", $"{r.Aleatoric.Average():F3}",
                     $"{r.Epistemic.Average():F4}", si == 0 ? "—" : $"{aurocE:F3}", si == 0 ? "—" : $"{aurocT:F3}");
                 summary.Add(new { method = methods[m].Name, set = sets[si].Name, statements = r.Total.Length, total = r.Total.Average(), aleatoric = r.Aleatoric.Average(),
@@ -154,6 +165,40 @@ public static class BayesianLoraApp
         return 0;
     }
 
+    /// <summary>
+    /// K members trained as parallel SGHMC chains on the same mini-batches (the runtime's <see cref="Ensemble"/>), each
+    /// from its own initialisation; the final state is checkpointed and reused with --resume.
+    /// </summary>
+    private static IReadOnlyList<ParameterTree> RunEnsemble(Ensemble<Tensor> ensemble, ParameterTree template, int members, int seed, int steps,
+        Tensor train, int batchSize, int context, Action onStep, string checkpoint, bool resume, Device device)
+    {
+        SghmcState state;
+        if (resume && File.Exists(checkpoint)) state = StateFile.Load<SghmcState>(checkpoint, device);
+        else
+        {
+            state = ensemble.Init(members, k => MemberInit(template, seed, k), seed);
+            var g = new Generator((ulong)seed * 31 + 5);
+            for (var s = 0; s < steps; s++)
+            {
+                using var scope = NewDisposeScope();
+                state = ensemble.Update(state, TextEpisodes.RandomWindows(train, batchSize, context, g), inplace: true);
+                for (var k = 0; k < members; k++) onStep();
+            }
+            StateFile.Save(checkpoint, state);
+        }
+        return Ensemble<Tensor>.Members(state).Select(m => m.Clone()).ToArray();
+    }
+
+    /// <summary>Total, aleatoric and epistemic entropy per statement: the runtime's per-position split, averaged over each statement's characters.</summary>
+    private static (double[] Total, double[] Aleatoric, double[] Epistemic) PerStatement(Tensor memberLogProbs)
+    {
+        using var scope = NewDisposeScope();
+        long s = memberLogProbs.shape[0], b = memberLogProbs.shape[1], t = memberLogProbs.shape[2], v = memberLogProbs.shape[3];
+        var split = EntropyDecomposition.Of(memberLogProbs.reshape(s, b * t, v));
+        double[] PerRow(Tensor x) => x.reshape(b, t).mean(new long[] { 1 }).to(ScalarType.Float64).cpu().data<double>().ToArray();
+        return (PerRow(split.Total), PerRow(split.Aleatoric), PerRow(split.Epistemic));
+    }
+
     private static Tensor StandardNormal(ParameterTree p) => DiagNormal.LogProb(p, 0, 1, normalize: false);
 
     /// <summary>A member's own start: A redrawn from its own seed, B = 0 (so every member starts at the pre-trained model).</summary>
@@ -170,8 +215,10 @@ public static class BayesianLoraApp
     {
         using var scope = NewDisposeScope();
         var t = windows.shape[1] - 1;
-        var probs = CharLanguageModel.MemberProbabilities(model, members, windows.narrow(1, 0, t)).mean(new long[] { 0 });
-        return -probs.gather(-1, windows.narrow(1, 1, t).unsqueeze(-1)).clamp_min(1e-12).log().mean().item<float>();
+        var logProbs = CharLanguageModel.MemberLogProbabilities(model, members, windows.narrow(1, 0, t));
+        var v = logProbs.shape[3];
+        var logMixture = PredictiveMetrics.Mixture(logProbs.reshape(members.Count, -1, v));
+        return -logMixture.gather(-1, windows.narrow(1, 1, t).reshape(-1, 1)).mean().item<float>();
     }
 }
 

@@ -42,8 +42,8 @@ public static class ContinualLearningApp
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
         var lambdas = o.Doubles("lambdas", "0,1,100", "Laplace-as-prior λ values (0 = SGD baseline)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 600, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 300, "LoRA fine-tuning steps per book");
+        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 400, "base-model pre-training steps");
+        var steps = o.Int("steps", tiny ? 5 : 200, "LoRA fine-tuning steps per book");
         var width = o.Int("width", tiny ? 16 : 64, "transformer width");
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
         var context = o.Int("context", tiny ? 16 : 64, "characters per training window");
@@ -75,7 +75,9 @@ public static class ContinualLearningApp
         var (train, test, source) = LoadFashionMnist(synthetic, folder, seed);
         var tasks = SplitFashionMnist.Tasks(train, test, trainPerTask, testPerTask, device);
         var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 1e-3);
-        var methods = FashionMnistMethods.All(settings);
+        var mlp = SplitFashionMnist.Mlp(784, hidden, seed, device);
+        var initial = ParameterTree.FromModule(mlp).Clone();
+        var methods = FashionMnistMethods.All(settings, mlp);
         AnsiConsole.MarkupLine($"[bold]Split Fashion-MNIST[/] ({Markup.Escape(source)}): 5 two-class tasks × {tasks[0].TrainCount} training images, " +
                                $"MLP 784–{hidden}–10, {epochs} epochs per task; methods: {string.Join(", ", methods.Select(m => m.Name))}");
         var accuracy = new double[methods.Count, tasks.Count, tasks.Count];
@@ -87,7 +89,7 @@ public static class ContinualLearningApp
                     var method = methods[m];
                     var bar = ctx.AddTask(method.Name, maxValue: tasks.Sum(t => method.StepsPerTask(t, settings)));
                     var g = new Generator((ulong)seed + 17);
-                    method.Reset(SplitFashionMnist.InitialParameters(784, hidden, seed, device));
+                    method.Reset(initial);
                     for (var e = 0; e < tasks.Count; e++)
                     {
                         var checkpoint = Path.Combine(outDir, "checkpoints", "fmnist", method.Name, $"episode-{e}.state");
@@ -97,7 +99,7 @@ public static class ContinualLearningApp
                             method.Learn(tasks[e], g, () => bar.Increment(1));
                             method.Save(checkpoint);
                         }
-                        for (var t = 0; t < tasks.Count; t++) accuracy[m, e, t] = SplitFashionMnist.Accuracy(method.PredictiveMean, tasks[t]);
+                        for (var t = 0; t < tasks.Count; t++) accuracy[m, e, t] = SplitFashionMnist.Accuracy(mlp, method.PredictiveMean, tasks[t]);
                     }
                     bar.Value = bar.MaxValue;
                 }

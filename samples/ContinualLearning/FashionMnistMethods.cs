@@ -32,21 +32,21 @@ internal abstract class ContinualMethod
 
 internal static class FashionMnistMethods
 {
-    public static IReadOnlyList<ContinualMethod> All(SplitFashionMnist.Settings settings) => new ContinualMethod[]
+    public static IReadOnlyList<ContinualMethod> All(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) => new ContinualMethod[]
     {
-        new SgdFineTuning(settings),
-        new SequentialLaplace(settings),
-        new SequentialEkf(settings),
-        new SequentialVi(settings),
+        new SgdFineTuning(settings, mlp),
+        new SequentialLaplace(settings, mlp),
+        new SequentialEkf(settings, mlp),
+        new SequentialVi(settings, mlp),
     };
 
     /// <summary>The per-datum log-likelihood of a task (the curvature methods' input; the prior enters as their initial precision).</summary>
-    public static PerDatumLogDensity<(Tensor X, Tensor Y)> PerDatum(SplitTask task) =>
-        (p, batch) => SplitFashionMnist.LogLikelihoods(p, batch.X, batch.Y, task);
+    public static PerDatumLogDensity<(Tensor X, Tensor Y)> PerDatum(nn.Module<Tensor, Tensor> mlp, SplitTask task) =>
+        (p, batch) => SplitFashionMnist.LogLikelihoods(mlp, p, batch.X, batch.Y, task);
 }
 
 /// <summary>Plain fine-tuning: MAP with SGD on each task in turn under a fixed N(0, 1) prior; the baseline that forgets.</summary>
-internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings) : ContinualMethod
+internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private ParameterTree _mean = null!;
 
@@ -57,7 +57,7 @@ internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings) : Conti
     public override void Reset(ParameterTree initial) => _mean = initial.Clone();
 
     public override void Learn(SplitTask task, Generator generator, Action onStep) =>
-        _mean = SplitFashionMnist.Fit(_mean, task, SplitFashionMnist.StandardNormalLogPrior, settings, generator, onStep);
+        _mean = SplitFashionMnist.Fit(mlp, _mean, task, SplitFashionMnist.StandardNormalLogPrior, settings, generator, onStep);
 
     public override void Save(string path) => StateFile.Save(path, new ParameterSnapshot(_mean));
 
@@ -69,7 +69,7 @@ internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings) : Conti
 /// then the runtime's diagonal empirical-Fisher Laplace at the new mode, started from the previous precision, so
 /// the precision accumulates Σ over all tasks' data (the first task's prior is N(0, 1)).
 /// </summary>
-internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings) : ContinualMethod
+internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private LaplacePrior _prior = null!;
 
@@ -83,8 +83,8 @@ internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings) : C
     {
         var start = _prior.Mean.Clone();
         var prior = _prior.WithLambda(settings.Lambda);
-        var mode = SplitFashionMnist.Fit(start, task, prior.LogProb, settings, generator, onStep);
-        var laplace = LaplaceDiagFisher.Build(FashionMnistMethods.PerDatum(task), initPrecision: _prior.Precision);
+        var mode = SplitFashionMnist.Fit(mlp, start, task, prior.LogProb, settings, generator, onStep);
+        var laplace = LaplaceDiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), initPrecision: _prior.Precision, module: mlp);
         var state = laplace.Init(mode);
         var n = task.TrainCount;
         for (long s = 0; s < n; s += 500)
@@ -105,7 +105,7 @@ internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings) : C
 /// The runtime's diagonal extended Kalman filter run straight through the task sequence: its Gaussian state after one
 /// task is the prior of the next by construction (no transition noise).
 /// </summary>
-internal sealed class SequentialEkf(SplitFashionMnist.Settings settings) : ContinualMethod
+internal sealed class SequentialEkf(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private ParameterTree _initial = null!;
     private Posteriors.Ekf.DiagEkfState? _state;
@@ -123,7 +123,7 @@ internal sealed class SequentialEkf(SplitFashionMnist.Settings settings) : Conti
     public override void Learn(SplitTask task, Generator generator, Action onStep)
     {
         // initSd 1 is the N(0, 1) prior of the other methods.
-        var ekf = EkfDiagFisher.Build(FashionMnistMethods.PerDatum(task), lr: settings.EkfLr, initSd: 1);
+        var ekf = EkfDiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), lr: settings.EkfLr, initSd: 1, module: mlp);
         var state = _state ?? ekf.Init(_initial);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
         {
@@ -143,7 +143,7 @@ internal sealed class SequentialEkf(SplitFashionMnist.Settings settings) : Conti
 /// Sequential variational inference: each task fits a diagonal Gaussian q with the runtime's VI under the previous
 /// task's q as the prior, N(μ_prev, σ_prev²) (N(0, 1) on the first task); μ starts at the previous mean.
 /// </summary>
-internal sealed class SequentialVi(SplitFashionMnist.Settings settings) : ContinualMethod
+internal sealed class SequentialVi(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private ParameterTree _mean = null!;
     private ParameterTree _sd = null!;
@@ -162,7 +162,7 @@ internal sealed class SequentialVi(SplitFashionMnist.Settings settings) : Contin
     {
         var priorMean = _mean.Clone();
         var priorSd = _sd.Clone();
-        var logPosterior = SplitFashionMnist.LogPosterior(task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
+        var logPosterior = SplitFashionMnist.LogPosterior(mlp, task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
         var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), initLogSd: -3);
         var state = vi.Init(_mean, seed: task.Index + 1);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))

@@ -41,33 +41,60 @@ internal static class SplitFashionMnist
         return Enumerable.Range(0, 5).Select(Make).ToArray();
     }
 
-    /// <summary>A 784–hidden–10 ReLU MLP as a parameter tree (PyTorch's default uniform initialisation).</summary>
-    public static ParameterTree InitialParameters(int inputs, int hidden, long seed, Device device)
+    /// <summary>
+    /// A 784–hidden–10 ReLU MLP as a TorchSharp module (parameters fc1.weight, fc1.bias, fc2.weight, fc2.bias). Log densities
+    /// bind the values they are given into it with <see cref="ModuleBinding"/>, so the curvature code takes its nn.Linear
+    /// fast path (per-sample gradients from one backward pass).
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> Mlp(int inputs, int hidden, long seed, Device device)
     {
-        var g = new Generator((ulong)seed);
-        Tensor U(long[] shape, double fanIn) => ((rand(shape, generator: g) * 2 - 1) / Math.Sqrt(fanIn)).to(device);
-        return ParameterTree.From(("W1", U(new long[] { hidden, inputs }, inputs)), ("b1", U(new long[] { hidden }, inputs)),
-            ("W2", U(new long[] { 10, hidden }, hidden)), ("b2", U(new long[] { 10 }, hidden)));
+        manual_seed(seed);
+        var mlp = new TwoLayerMlp(inputs, hidden, 10);
+        mlp.to(device);
+        return mlp;
     }
 
-    /// <summary>The logits of the task's two classes: [n, 2].</summary>
-    public static Tensor TaskLogits(ParameterTree p, Tensor x, SplitTask task)
+    /// <summary>
+    /// fc2(relu(fc1(x))). Not nn.Sequential: Sequential disposes its intermediate outputs, which the per-sample-gradient
+    /// fast path records with forward hooks.
+    /// </summary>
+    private sealed class TwoLayerMlp : nn.Module<Tensor, Tensor>
     {
-        var h = nn.functional.relu(nn.functional.linear(x, p["W1"], p["b1"]));
-        var logits = nn.functional.linear(h, p["W2"], p["b2"]);
-        return logits.index_select(1, tensor(task.Classes, device: x.device));
+        private readonly TorchSharp.Modules.Linear fc1;
+        private readonly TorchSharp.Modules.Linear fc2;
+
+        public TwoLayerMlp(int inputs, int hidden, int outputs) : base(nameof(TwoLayerMlp))
+        {
+            fc1 = nn.Linear(inputs, hidden);
+            fc2 = nn.Linear(hidden, outputs);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => fc2.call(nn.functional.relu(fc1.call(x)));
     }
 
-    /// <summary>log p(y | x, θ) per example, for the task's two-class head: [n].</summary>
-    public static Tensor LogLikelihoods(ParameterTree p, Tensor x, Tensor y, SplitTask task) =>
-        TaskLogits(p, x, task).log_softmax(1).gather(1, y.unsqueeze(1)).squeeze(1);
+    /// <summary>The logits of the task's two classes, [n, 2], from the module as it is bound.</summary>
+    public static Tensor TaskLogits(nn.Module<Tensor, Tensor> mlp, Tensor x, SplitTask task) =>
+        mlp.call(x).index_select(1, tensor(task.Classes, device: x.device));
+
+    /// <summary>log p(y | x, θ) per example for the task's two-class head, [n], with θ bound into the module (returned as Wrt).</summary>
+    public static LogDensityResult LogLikelihoods(nn.Module<Tensor, Tensor> mlp, ParameterTree p, Tensor x, Tensor y, SplitTask task)
+    {
+        var wrt = ModuleBinding.Bind(mlp, p);
+        return new LogDensityResult(TaskLogits(mlp, x, task).log_softmax(1).gather(1, y.unsqueeze(1)).squeeze(1), wrt: wrt);
+    }
 
     /// <summary>
     /// log π(θ; batch) = mean log-likelihood of the task + log p(θ) / N, with the previous task's posterior as the prior
-    /// (or N(0, 1) on the first task and for plain fine-tuning).
+    /// (or N(0, 1) on the first task and for plain fine-tuning). The prior sees the module's bound parameters, so its
+    /// gradient flows with the likelihood's.
     /// </summary>
-    public static LogPosterior<(Tensor X, Tensor Y)> LogPosterior(SplitTask task, Func<ParameterTree, Tensor> logPrior) =>
-        (p, batch) => LogLikelihoods(p, batch.X, batch.Y, task).mean() + logPrior(p) / task.TrainCount;
+    public static LogPosterior<(Tensor X, Tensor Y)> LogPosterior(nn.Module<Tensor, Tensor> mlp, SplitTask task, Func<ParameterTree, Tensor> logPrior) =>
+        (p, batch) =>
+        {
+            var r = LogLikelihoods(mlp, p, batch.X, batch.Y, task);
+            return new LogDensityResult(r.Value.mean() + logPrior(r.Wrt!) / task.TrainCount, wrt: r.Wrt);
+        };
 
     public static Tensor StandardNormalLogPrior(ParameterTree p) => DiagNormal.LogProb(p, 0, 1, normalize: false);
 
@@ -85,17 +112,18 @@ internal static class SplitFashionMnist
         }
     }
 
-    public static double Accuracy(ParameterTree p, SplitTask task)
+    public static double Accuracy(nn.Module<Tensor, Tensor> mlp, ParameterTree p, SplitTask task)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        return TaskLogits(p, task.TestX, task).argmax(1).eq(task.TestY).to(ScalarType.Float64).mean().item<double>();
+        ModuleBinding.Bind(mlp, p);
+        return TaskLogits(mlp, task.TestX, task).argmax(1).eq(task.TestY).to(ScalarType.Float64).mean().item<double>();
     }
 
     /// <summary>MAP on one task with SGD with momentum through <see cref="TorchOptim"/>.</summary>
-    public static ParameterTree Fit(ParameterTree start, SplitTask task, Func<ParameterTree, Tensor> logPrior, Settings s, Generator g, Action onStep)
+    public static ParameterTree Fit(nn.Module<Tensor, Tensor> mlp, ParameterTree start, SplitTask task, Func<ParameterTree, Tensor> logPrior, Settings s, Generator g, Action onStep)
     {
-        var transform = TorchOptim.Build(LogPosterior(task, logPrior), ps => optim.SGD(ps, s.Lr, momentum: 0.9));
+        var transform = TorchOptim.Build(LogPosterior(mlp, task, logPrior), ps => optim.SGD(ps, s.Lr, momentum: 0.9));
         var state = transform.Init(start);
         foreach (var batch in Batches(task, s.BatchSize, s.Epochs, g))
         {

@@ -50,10 +50,11 @@ public static class CharLanguageModel
     }
 
     /// <summary>
-    /// Predictive probabilities of the next token at every position under each of several parameter values
-    /// (ensemble members or posterior draws): [members, batch, time, vocabulary].
+    /// Log-probabilities of the next token at every position under each of several parameter values
+    /// (ensemble members or posterior draws): [members, batch, time, vocabulary]. Each member is bound into the
+    /// module in turn (zero copy), so afterwards the module holds the last member's values.
     /// </summary>
-    public static Tensor MemberProbabilities(TinyTransformer model, IReadOnlyList<ParameterTree> members, Tensor inputs)
+    public static Tensor MemberLogProbabilities(TinyTransformer model, IReadOnlyList<ParameterTree> members, Tensor inputs)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(members);
@@ -63,7 +64,7 @@ public static class CharLanguageModel
         var probs = members.Select(m =>
         {
             ModuleBinding.Bind(model, m);
-            return model.call(inputs).softmax(-1);
+            return model.call(inputs).log_softmax(-1);
         }).ToArray();
         return stack(probs).MoveToOuterDisposeScope();
     }
