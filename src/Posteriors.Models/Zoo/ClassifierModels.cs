@@ -20,7 +20,7 @@ public partial class CnnClassifier
     [Prior(Distribution.Normal, 0, 1)] public SmallCnn Net;
 
     /// <summary>Logits [B, classes] for images [B, 1, 28, 28].</summary>
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor x) => Net.forward(x);
 }
 
@@ -38,7 +38,7 @@ public partial class CnnLstmClassifier
     [Prior(Distribution.Normal, 0, 0.15811388300841897)] public CnnLstm Net;
 
     /// <summary>Logits [B, classes] for token ids [B, L].</summary>
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor tokens) => Net.forward(tokens);
 }
 
@@ -53,7 +53,7 @@ public partial class MlpModel
     [Prior(Distribution.Normal, 0, 1)] public MlpClassifier Net;
 
     /// <summary>Logits [B, classes].</summary>
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor x) => Net.forward(x);
 }
 
@@ -74,7 +74,7 @@ public partial class LogisticRegressionModel
     [Prior(Distribution.Normal, 0, 1)] public Linear Linear;
 
     /// <summary>Logits [B, classes] for inputs [B, …] (flattened from dimension 1).</summary>
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor x) => Linear.forward(x.flatten(1));
 }
 
