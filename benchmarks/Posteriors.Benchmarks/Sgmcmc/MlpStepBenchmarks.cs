@@ -45,7 +45,7 @@ public class MlpStepBenchmarks
         manual_seed(0);
         _module = Mlp();
         _values = ParameterTree.FromModule(_module).Map(t => t.detach().clone());
-        _leaves = _values.Leaves.Select(t => t.clone().requires_grad_(true)).ToArray();
+        _leaves = _values.Leaves.Select(t => t.clone()).ToArray();
         _x = randn(Batch, 784);
         _y = randint(0, 10, new long[] { Batch });
         _generator = new Generator(1);
@@ -94,9 +94,10 @@ public class MlpStepBenchmarks
     public void ForwardBackwardPlusNormals()
     {
         using var scope = NewDisposeScope();
-        var p = new ParameterTree(_values.Names.Zip(_leaves, (n, t) => new KeyValuePair<string, Tensor>(n, t)));
+        var leaves = _leaves.Select(t => t.detach().requires_grad_(true)).ToArray();
+        var p = new ParameterTree(_values.Names.Zip(leaves, (n, t) => new KeyValuePair<string, Tensor>(n, t)));
         var loss = nn.functional.cross_entropy(Logits(p, _x), _y);
-        autograd.grad(new[] { loss }, _leaves);
-        foreach (var t in _leaves) randn(t.shape, generator: _generator);
+        autograd.grad(new[] { loss }, leaves);
+        foreach (var t in leaves) randn(t.shape, generator: _generator);
     }
 }

@@ -72,12 +72,13 @@ public static class ParallelChains
     }
 
     /// <summary>
-    /// Lifts a single-chain log posterior to stacked parameters: Σₖ log π(θₖ; batch), evaluated chain by chain on views
-    /// of the stacked leaves (K forward passes, every chain on the same batch). Plain tensor code differentiates
-    /// through the views and is finished by the caller's single backward pass. A log posterior that binds a TorchSharp
-    /// module (<see cref="ModuleBinding"/>, reporting <see cref="LogDensityResult.Wrt"/>) is differentiated chain by
-    /// chain, since one module can be bound to one chain at a time; the gradients are then returned through a linear
-    /// surrogate whose gradient is exactly theirs. The auxiliary output is the chains' outputs stacked, when all have one.
+    /// Lifts a single-chain log posterior to stacked parameters: Σₖ log π(θₖ; batch), every chain on the same batch.
+    /// Each chain is evaluated and differentiated on its own (K forward and K backward passes, as K sequential chains
+    /// would be; a single backward through views of the stacked leaves would materialise a full-size zero gradient per
+    /// chain), and the per-chain gradients, written into one stacked buffer, are returned through a linear surrogate
+    /// whose gradient is exactly that buffer. This works for plain tensor code and for a module bound with
+    /// <see cref="ModuleBinding"/> (reporting <see cref="LogDensityResult.Wrt"/>): one module serves every chain in turn.
+    /// The auxiliary output is the chains' outputs stacked, when all have one.
     /// </summary>
     public static LogPosterior<TBatch> Sum<TBatch>(LogPosterior<TBatch> perChain)
     {
@@ -85,42 +86,37 @@ public static class ParallelChains
         return (stacked, batch) =>
         {
             var chains = Count(stacked);
-            Tensor? total = null;
-            Tensor[]? bound = null;                        // per-leaf gradients of module-bound chains
+            var gradient = stacked.Leaves.Select(t => zeros_like(t)).ToArray();
             var aux = new List<Tensor>(chains);
+            var values = new Tensor[chains];
             for (var k = 0; k < chains; k++)
             {
-                var member = stacked.Map(t => t.select(0, k));
+                using var scope = NewDisposeScope();
+                var member = stacked.Map(t => t.detach().select(0, k).requires_grad_(true));
                 var result = perChain(member, batch);
                 var value = result.Value.reshape(Array.Empty<long>());
-                if (result.Aux is not null) aux.Add(result.Aux);
-                if (result.Wrt is { } wrt)
+                var wrt = result.Wrt ?? member;
+                member.EnsureSameStructure(wrt, nameof(LogDensityResult.Wrt));
+                if (value.requires_grad)
                 {
-                    member.EnsureSameStructure(wrt, nameof(LogDensityResult.Wrt));
-                    bound ??= stacked.Leaves.Select(t => zeros_like(t)).ToArray();
-                    if (value.requires_grad)
-                    {
-                        var grads = autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true);
-                        using (no_grad())
-                            for (var i = 0; i < grads.Count; i++)
-                                if (grads[i] is not null && !grads[i].IsInvalid) bound[i].select(0, k).copy_(grads[i]);
-                    }
-                    value = value.detach();
+                    var grads = autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true);
+                    using (no_grad())
+                        for (var i = 0; i < grads.Count; i++)
+                            if (grads[i] is not null && !grads[i].IsInvalid) gradient[i].select(0, k).copy_(grads[i]);
                 }
-                total = total is null ? value : total + value;
+                if (result.Aux is not null) aux.Add(result.Aux.detach().MoveToOuterDisposeScope());
+                values[k] = value.detach().clone().MoveToOuterDisposeScope();
             }
-            if (bound is not null)
+            Tensor? surrogate = null;
+            for (var i = 0; i < gradient.Length; i++)
             {
-                Tensor? surrogate = null;
-                for (var i = 0; i < bound.Length; i++)
-                {
-                    var s = (stacked.Leaves[i] * bound[i]).sum();
-                    surrogate = surrogate is null ? s : surrogate + s;
-                }
-                total = total! + (surrogate! - surrogate!.detach());
+                var s = (stacked.Leaves[i] * gradient[i]).sum();
+                surrogate = surrogate is null ? s : surrogate + s;
             }
-            var stackedAux = aux.Count == chains ? stack(aux.Select(a => a.detach()).ToArray()) : null;
-            return new LogDensityResult(total!, stackedAux);
+            // value Σₖ log π(θₖ) exactly (x − x = 0), gradient exactly the per-chain gradients.
+            var total = stack(values).sum() + (surrogate! - surrogate!.detach());
+            var stackedAux = aux.Count == chains ? stack(aux.ToArray()) : null;
+            return new LogDensityResult(total, stackedAux);
         };
     }
 }

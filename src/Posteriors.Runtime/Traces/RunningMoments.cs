@@ -21,12 +21,12 @@ public sealed class RunningMoments : IDisposable
     /// <summary>Number of samples added.</summary>
     public long Count { get; private set; }
 
-    /// <summary>Adds one sample: the tree flattened in its order.</summary>
+    /// <summary>Adds one sample: the tree flattened in its order (leaves of any dtype).</summary>
     public void Add(ParameterTree sample)
     {
         ArgumentNullException.ThrowIfNull(sample);
         using var scope = NewDisposeScope();
-        AddRows(sample.Flatten().unsqueeze(0));
+        AddRows(cat(sample.Leaves.Select(t => t.detach().reshape(1, -1).to_type(ScalarType.Float64)).ToArray(), 1));
     }
 
     /// <summary>Adds the rows of an [n, D] matrix as n samples (e.g. <c>ParallelChains.Rows</c> of K chains).</summary>
