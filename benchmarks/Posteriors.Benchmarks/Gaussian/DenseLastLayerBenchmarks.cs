@@ -8,6 +8,9 @@ namespace Posteriors.Benchmarks.Gaussian;
 /// <summary>
 /// Dense Laplace updates restricted to the last layer (1000·10 + 10 = 10,010 parameters) of an MLP 784-512-1000-10 at
 /// batch 32: a 10,010² precision (400 MB in float32) must fit, and the time is reported against one batch gradient.
+/// The Fisher update is dominated by GᵀG (B·P² multiply-adds, ≈ 3.2 GFLOP); the categorical GGN costs K = 10 times that
+/// (one per-sample Jacobian product per column of the Hessian factor), so run this class alone and briefly, e.g.
+/// <c>--filter '*DenseLastLayer*' --job short --warmupCount 1 --iterationCount 3</c>.
 /// </summary>
 [MemoryDiagnoser]
 public class DenseLastLayerBenchmarks
