@@ -27,13 +27,14 @@ public static class BayesianLoraApp
         var outDir = o.String("out", "results/bayesian-lora", "output folder (CSV, JSON, PNG, checkpoints)");
         var device = o.String("device", "cpu", "cpu or cuda[:n] (needs a CUDA TorchSharp package)");
         var seed = o.Int("seed", 1, "random seed", min: 0);
+        var threads = o.Int("threads", 1, "CPU threads of TorchSharp (one is fastest for these tiny models; more only spin on a busy machine)");
         var resume = o.Flag("resume", "reuse member checkpoints found in <out>/checkpoints");
         var tiny = o.Flag("tiny", "a seconds-long configuration (smoke tests)");
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "in-distribution texts");
         var members = o.Int("members", tiny ? 2 : 4, "ensemble members K (and VI draws)");
         var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 400, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 300, "LoRA training steps per member");
+        var steps = o.Int("steps", tiny ? 5 : 200, "LoRA training steps per member");
         var width = o.Int("width", tiny ? 16 : 64, "transformer width");
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
         var context = o.Int("context", tiny ? 16 : 64, "characters per window (and per statement)");
@@ -45,7 +46,7 @@ public static class BayesianLoraApp
         o.EnsureAllKnown();
 
         NativeSetup.EnsureTorchLoaded();
-        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
+        torch.set_num_threads(threads);
         var dev = TextLab.ParseDevice(device);
         var clock = Stopwatch.StartNew();
         var names = books.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);

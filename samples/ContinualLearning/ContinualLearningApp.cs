@@ -27,6 +27,7 @@ public static class ContinualLearningApp
         var outDir = o.String("out", "results/continual", "output folder (CSV, JSON, PNG, checkpoints)");
         var device = o.String("device", "cpu", "cpu or cuda[:n] (needs a CUDA TorchSharp package)");
         var seed = o.Int("seed", 1, "random seed", min: 0);
+        var threads = o.Int("threads", 1, "CPU threads of TorchSharp (one is fastest for these tiny models; more only spin on a busy machine)");
         var resume = o.Flag("resume", "reuse episode checkpoints found in <out>/checkpoints");
         var tiny = o.Flag("tiny", "a seconds-long configuration (smoke tests)");
         // Split Fashion-MNIST
@@ -54,7 +55,7 @@ public static class ContinualLearningApp
             throw new ArgumentException($"Option --part must be fmnist, text or all; got '{part}'.");
 
         NativeSetup.EnsureTorchLoaded();
-        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
+        torch.set_num_threads(threads);
         var dev = TextLab.ParseDevice(device);
         Directory.CreateDirectory(outDir);
         var clock = Stopwatch.StartNew();
