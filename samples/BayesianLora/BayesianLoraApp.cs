@@ -73,7 +73,8 @@ public static class BayesianLoraApp
                 RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
             ("diagonal VI", (template, onStep, checkpoint) =>
             {
-                var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), initLogSd: -3);
+                // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
+                var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), temperature: 1.0 / n, initLogSd: -3);
                 DiagViState state;
                 if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);
                 else

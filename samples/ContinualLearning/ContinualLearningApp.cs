@@ -37,7 +37,7 @@ public static class ContinualLearningApp
         var hidden = o.Int("hidden", tiny ? 32 : 100, "MLP hidden width");
         var epochs = o.Int("epochs", tiny ? 1 : 5, "epochs per task");
         var fLambda = o.Double("fmnist-lambda", 1, "λ of sequential Laplace on Fashion-MNIST");
-        var ekfLr = o.Double("ekf-lr", 1, "EKF lr (the likelihood's inverse temperature per batch)");
+        var ekfLr = o.Double("ekf-lr", 0.1, "EKF lr (the likelihood's inverse temperature per batch)");
         var fashionFolder = o.String("fashion-mnist", "", "folder of the Fashion-MNIST IDX files (default: $POSTERIORS_FASHION_MNIST or the Debian package)");
         // Text
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
@@ -75,7 +75,7 @@ public static class ContinualLearningApp
     {
         var (train, test, source) = LoadFashionMnist(synthetic, folder, seed);
         var tasks = SplitFashionMnist.Tasks(train, test, trainPerTask, testPerTask, device);
-        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 1e-3);
+        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 3e-3);
         var mlp = SplitFashionMnist.Mlp(784, hidden, seed, device);
         var initial = ParameterTree.FromModule(mlp).Clone();
         var methods = FashionMnistMethods.All(settings, mlp);
