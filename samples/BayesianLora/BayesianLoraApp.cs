@@ -33,11 +33,11 @@ public static class BayesianLoraApp
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "in-distribution texts");
         var members = o.Int("members", tiny ? 2 : 4, "ensemble members K (and VI draws)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 400, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 200, "LoRA training steps per member");
-        var width = o.Int("width", tiny ? 16 : 64, "transformer width");
+        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 300, "base-model pre-training steps");
+        var steps = o.Int("steps", tiny ? 5 : 100, "LoRA training steps per member");
+        var width = o.Int("width", tiny ? 16 : 32, "transformer width");
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
-        var context = o.Int("context", tiny ? 16 : 64, "characters per window (and per statement)");
+        var context = o.Int("context", tiny ? 16 : 32, "characters per window (and per statement)");
         var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
         var lr = o.Double("lr", 0.05, "SGD-equivalent learning rate η of the SGHMC members (REFERENCE §2 mapping)");
         var momentum = o.Double("momentum", 0.9, "SGD-equivalent momentum μ of the SGHMC members");

@@ -43,11 +43,11 @@ public static class ContinualLearningApp
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
         var lambdas = o.Doubles("lambdas", "0,1,100", "Laplace-as-prior λ values (0 = SGD baseline)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 400, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 200, "LoRA fine-tuning steps per book");
-        var width = o.Int("width", tiny ? 16 : 64, "transformer width");
+        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 300, "base-model pre-training steps");
+        var steps = o.Int("steps", tiny ? 5 : 150, "LoRA fine-tuning steps per book");
+        var width = o.Int("width", tiny ? 16 : 32, "transformer width");
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
-        var context = o.Int("context", tiny ? 16 : 64, "characters per training window");
+        var context = o.Int("context", tiny ? 16 : 32, "characters per training window");
         var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
         if (o.Has("help")) { Console.WriteLine("ContinualLearning options:\n" + o.Help()); return 0; }
         o.EnsureAllKnown();
