@@ -101,7 +101,7 @@ namespace Posteriors.Generators
                 if (p.IsModule)
                     w.Line("foreach (var leaf in " + Support + ".ModuleParameters(" + Literal(p.Name) + ", " + Member(model, p) + ")) leaves.Add(new " + Leaf + "(leaf.Key, " + Priors + ".Sample(leaf.Value, " + args + ", generator)));");
                 else if (p.IsPositive)
-                    w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".Sample(" + Member(model, p) + ", " + args + ", generator).log()));");
+                    w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".SamplePositive(" + Member(model, p) + ", " + args + ", generator)));");
                 else
                     w.Line("leaves.Add(new " + Leaf + "(" + Literal(p.TreeName) + ", " + Priors + ".Sample(" + Member(model, p) + ", " + args + ", generator)));");
             }
@@ -142,15 +142,25 @@ namespace Posteriors.Generators
             {
                 w.Line();
                 Doc(w);
-                w.Line("public global::Posteriors.Modeling.OutputLikelihood OutputLikelihood => global::Posteriors.Modeling.OutputLikelihood." + l.Output + ";");
+                var likelihood = "global::Posteriors.Curvature.OutputLikelihood." +
+                                 (l.Output == OutputDistribution.Normal ? "Normal(" + Number(l.Scale) + ")" : l.Output.ToString());
+                w.Line("public global::Posteriors.Curvature.OutputLikelihood Likelihood { get; } = " + likelihood + ";");
                 w.Line();
                 Doc(w);
-                w.Line("public double OutputScale => " + (double.IsNaN(l.Scale) ? "double.NaN" : Number(l.Scale)) + ";");
+                w.Line("public " + Tensor + " Targets(" + batch + " batch) => batch.Y;");
+                w.Line();
+                Doc(w);
+                w.Line("public global::Posteriors.Curvature.ModelOutput Forward(" + Tree + " parameters, " + batch + " batch)");
+                w.Open();
+                Evaluate(w, model, tensors, () =>
+                    w.Line("return new global::Posteriors.Curvature.ModelOutput(this." + Id(l.MethodName) + "(batch.X), " + (hasModules ? "wrt" : "null") + ");"),
+                    bindOnly: false);
+                w.Close();
                 w.Line();
                 Doc(w);
                 w.Line("public " + Tensor + " Forward(" + Tree + " parameters, " + Tensor + " x)");
                 w.Open();
-                Evaluate(w, model, tensors, () => w.Line("return " + Id(l.MethodName) + "(x);"), bindOnly: true);
+                Evaluate(w, model, tensors, () => w.Line("return this." + Id(l.MethodName) + "(x);"), bindOnly: true);
                 w.Close();
             }
 
@@ -160,7 +170,7 @@ namespace Posteriors.Generators
             w.Line("public " + Tensor + " LogLikelihoods(" + Tree + " parameters, " + batch + " batch)");
             w.Open();
             if (l.IsForward)
-                w.Line("return " + Support + ".OutputLogLikelihoods(OutputLikelihood, OutputScale, Forward(parameters, batch.X), batch.Y);");
+                w.Line("return this.Likelihood.LogProb(this.Forward(parameters, batch.X), batch.Y);");
             else
                 Evaluate(w, model, tensors, () => w.Line("return " + CallLikelihood(model) + ";"), bindOnly: true);
             w.Close();
@@ -175,8 +185,8 @@ namespace Posteriors.Generators
             {
                 if (l.IsForward)
                 {
-                    w.Line("var output = " + Id(l.MethodName) + "(batch.X);");
-                    w.Line("var logLikelihoods = " + Support + ".OutputLogLikelihoods(OutputLikelihood, OutputScale, output, batch.Y);");
+                    w.Line("var output = this." + Id(l.MethodName) + "(batch.X);");
+                    w.Line("var logLikelihoods = this.Likelihood.LogProb(output, batch.Y);");
                 }
                 else
                     w.Line("var logLikelihoods = " + CallLikelihood(model) + ";");
@@ -265,7 +275,7 @@ namespace Posteriors.Generators
         {
             var l = model.Likelihood;
             var args = l.Arguments.Length == 1 ? "batch" : string.Join(", ", l.Arguments.Select(a => "batch." + Id(a.Name)));
-            return Support + ".PerDatum(" + Id(l.MethodName) + "(" + args + "), " + Literal(model.Name) + ", " + Literal(l.MethodName) + ")";
+            return Support + ".PerDatum(this." + Id(l.MethodName) + "(" + args + "), " + Literal(model.Name) + ", " + Literal(l.MethodName) + ")";
         }
 
         private static string BatchType(LikelihoodSpec l)

@@ -182,7 +182,7 @@ namespace Posteriors.Generators
             var arguments = method.Parameters
                 .Select(p => new ArgumentSpec(p.Name, p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)))
                 .ToArray();
-            return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputLikelihood.Categorical, double.NaN);
+            return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputDistribution.Categorical, double.NaN);
         }
 
         private static LikelihoodSpec? ReadForward(IMethodSymbol method, AttributeData attribute, Action<DiagnosticDescriptor, Location?, object[]> report)
@@ -192,17 +192,17 @@ namespace Posteriors.Generators
                 problem = "must take exactly one Tensor parameter (the inputs x); the batch is (Tensor X, Tensor Y)";
             var args = attribute.ConstructorArguments;
             if (attribute.AttributeConstructor is null || args.Length == 0 || args[0].Value is not int code) return null;
-            var output = (OutputLikelihood)code;
+            var output = (OutputDistribution)code;
             var scale = args.Length > 1 && args[1].Value is double s ? s : double.NaN;
             if (problem is null)
             {
-                if (output == OutputLikelihood.Normal && !(scale > 0 && !double.IsInfinity(scale)))
+                if (output == OutputDistribution.Normal && !(scale > 0 && !double.IsInfinity(scale)))
                     problem = args.Length > 1
                         ? "has a Normal likelihood with scale " + Format(scale) + "; the scale must be positive and finite"
-                        : "has a Normal likelihood without a scale; write [Forward(OutputLikelihood.Normal, sigma)]";
-                else if (output != OutputLikelihood.Normal && args.Length > 1)
+                        : "has a Normal likelihood without a scale; write [Forward(OutputDistribution.Normal, sigma)]";
+                else if (output != OutputDistribution.Normal && args.Length > 1)
                     problem = "gives a scale to a " + output + " likelihood, which has none";
-                else if (output is not (OutputLikelihood.Categorical or OutputLikelihood.Bernoulli or OutputLikelihood.Normal))
+                else if (output is not (OutputDistribution.Categorical or OutputDistribution.Bernoulli or OutputDistribution.Normal))
                     problem = "names an unknown output likelihood (" + code + ")";
             }
             if (problem is not null)
@@ -211,7 +211,7 @@ namespace Posteriors.Generators
                 return null;
             }
             var arguments = new[] { new ArgumentSpec(method.Parameters[0].Name, "global::TorchSharp.torch.Tensor") };
-            return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output, output == OutputLikelihood.Normal ? scale : double.NaN);
+            return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output, output == OutputDistribution.Normal ? scale : double.NaN);
         }
 
         private static string? CommonProblem(IMethodSymbol method)

@@ -31,7 +31,7 @@ namespace Posteriors.Generators
         string MethodName,
         bool IsForward,
         EquatableArray<ArgumentSpec> Arguments,
-        OutputLikelihood Output,
+        OutputDistribution Output,
         double Scale);
 
     /// <summary>A parameter of the likelihood method: one component of the batch.</summary>

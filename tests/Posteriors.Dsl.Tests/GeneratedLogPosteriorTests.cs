@@ -1,3 +1,4 @@
+using Posteriors.Curvature;
 using Posteriors.Dsl.Tests.Models;
 using Posteriors.Modeling;
 using Posteriors.Optim;
@@ -121,10 +122,32 @@ public class GeneratedLogPosteriorTests
         // The forward part alone: the same logits, differentiable, and the aux output of the log posterior.
         var logits = model.Forward(at, x);
         Assert.That((logits - ClassifierLogits(at, x)).abs().max().item<double>(), Is.LessThan(1e-12));
-        Assert.That(model.OutputLikelihood, Is.EqualTo(OutputLikelihood.Categorical));
+        Assert.That(model.Likelihood.Kind, Is.EqualTo(OutputLikelihoodKind.Categorical));
         var result = model.LogPosterior(at, (x, y));
         Assert.That(result.Aux, Is.Not.Null);
         Assert.That(result.Aux!.shape, Is.EqualTo(new long[] { 16, 3 }));
+    }
+
+    [Test]
+    public void ForwardModelFeedsTheGgnLikeAHandWrittenForwardModel()
+    {
+        // The generated model is a Curvature.IForwardModel: its GGN diagonal (through module binding and Wrt) must equal
+        // that of the same network written functionally on the tree's tensors.
+        var model = new Classifier { DatasetSize = N };
+        var g = new Generator(17);
+        var x = randn(new long[] { 8, 4 }, dtype: ScalarType.Float64, generator: g);
+        var y = randint(0, 3, new long[] { 8 }, generator: g);
+        var at = model.SamplePrior(new Generator(19));
+        var byHand = new ForwardModel<(Tensor X, Tensor Y)>((p, b) => ClassifierLogits(p, b.X), b => b.Y, OutputLikelihood.Categorical);
+        var generated = Ggn.Diagonal(model, at, (x, y));
+        var expected = Ggn.Diagonal(byHand, at, (x, y));
+        Assert.That(generated.Names, Is.EqualTo(expected.Names));
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.That((generated.Leaves[i] - expected.Leaves[i]).abs().max().item<double>(), Is.LessThan(1e-9), expected.Names[i]);
+            Assert.That(expected.Leaves[i].abs().sum().item<double>(), Is.GreaterThan(0), expected.Names[i]);
+        }
+        Assert.That(model.Targets((x, y)), Is.SameAs(y));
     }
 
     [Test]
@@ -143,7 +166,8 @@ public class GeneratedLogPosteriorTests
             return ll.mean() + prior / N;
         };
         AssertSame(model.LogPosterior, byHand, at, (x, y));
-        Assert.That(model.OutputScale, Is.EqualTo(0.3));
+        Assert.That(model.Likelihood.Kind, Is.EqualTo(OutputLikelihoodKind.Normal));
+        Assert.That(model.Likelihood.Sigma, Is.EqualTo(0.3));
     }
 
     [Test]

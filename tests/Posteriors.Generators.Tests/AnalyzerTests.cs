@@ -33,7 +33,7 @@ public class AnalyzerTests
         yield return Case("PST0005", Valid("public Linear L = nn.Linear(2, 2);"), Valid("[Fixed] public Linear L = nn.Linear(2, 2);"), "L");
         yield return Case("PST0006", Valid("[Prior(Distribution.Normal, 0, 1)][Prior(Distribution.Laplace, 0, 1)] public Tensor V = zeros(1);"), Valid("[Prior(Distribution.Laplace, 0, 1)] public Tensor V = zeros(1);"), "Prior(Distribution.Laplace, 0, 1)");
         yield return Case("PST0007", Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);"), Valid(), "M");
-        yield return Case("PST0008", Valid("[Forward(OutputLikelihood.Categorical)] public Tensor F(Tensor x) => x.matmul(W);"), Valid("public Tensor F(Tensor x) => x.matmul(W);"), "Likelihood");
+        yield return Case("PST0008", Valid("[Forward(OutputDistribution.Categorical)] public Tensor F(Tensor x) => x.matmul(W);"), Valid("public Tensor F(Tensor x) => x.matmul(W);"), "Likelihood");
         yield return Case("PST0009",
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Likelihood] public double LogLikelihood(Tensor x, Tensor y) => 0;"),
             Valid(), "LogLikelihood");
@@ -44,11 +44,11 @@ public class AnalyzerTests
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Likelihood] public Tensor LogLikelihood() => W;"),
             Valid(), "LogLikelihood");
         yield return Case("PST0009",
-            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputLikelihood.Normal)] public Tensor F(Tensor x) => x.matmul(W);"),
-            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputLikelihood.Normal, 0.1)] public Tensor F(Tensor x) => x.matmul(W);"), "F");
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputDistribution.Normal)] public Tensor F(Tensor x) => x.matmul(W);"),
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputDistribution.Normal, 0.1)] public Tensor F(Tensor x) => x.matmul(W);"), "F");
         yield return Case("PST0009",
-            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputLikelihood.Categorical)] public Tensor F(Tensor x, Tensor z) => x.matmul(W);"),
-            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputLikelihood.Categorical)] public Tensor F(Tensor x) => x.matmul(W);"), "F");
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputDistribution.Categorical)] public Tensor F(Tensor x, Tensor z) => x.matmul(W);"),
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Forward(OutputDistribution.Categorical)] public Tensor F(Tensor x) => x.matmul(W);"), "F");
         yield return Case("PST0010",
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Likelihood] public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0).sum();"),
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Likelihood] public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.matmul(W), 1.0).sum(1);"), "sum()");

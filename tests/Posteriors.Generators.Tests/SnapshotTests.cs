@@ -60,7 +60,7 @@ public class SnapshotTests
             [Prior(Distribution.Normal, 0, 1)] public Linear Body = nn.Linear(4, 3);
             [Prior(Distribution.HalfCauchy, 2.5), Positive] public Tensor Temperature = ones(1);
 
-            [Forward(OutputLikelihood.Categorical)]
+            [Forward(OutputDistribution.Categorical)]
             public Tensor Logits(Tensor x) => Body.forward(x) / Temperature;
         }
         """;

@@ -21,7 +21,7 @@ public partial class DslMlp
     [Prior(Distribution.Normal, 0, 1)] public Linear Fc3 = nn.Linear(512, 10);
 
     /// <summary>Class logits.</summary>
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor x) => Fc3.forward(nn.functional.relu(Fc2.forward(nn.functional.relu(Fc1.forward(x)))));
 }
 

@@ -20,7 +20,7 @@ public static class MethodRegistry
     };
 
     /// <summary>The methods of the quick (default) run.</summary>
-    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble", "sghmc-parallel" };
+    public static IReadOnlyList<string> QuickDefaults { get; } = new[] { "map", "ensemble", "sghmc-parallel", "laplace-ggn-lin" };
 
     /// <summary>The method with that name (case-insensitive), or null.</summary>
     public static IStudyMethod? Find(string name) => All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));

@@ -65,6 +65,9 @@ public static class StudyRunner
                         results.Add(result);
                         if (seed == options.Seeds[0]) reliability[result.Label] = bins;
                     }
+                    // Written after every run, so a long study that is stopped early still leaves its finished rows.
+                    Directory.CreateDirectory(options.Output);
+                    Report.WriteCsv(options.Output, results);
                     task.Value = task.MaxValue;
                     task.Description = $"{label}  [green]acc {100 * results[^1].Accuracy:F1}% NLL {results[^1].Nll:F3}[/]";
                     task.StopTask();

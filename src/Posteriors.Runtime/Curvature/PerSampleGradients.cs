@@ -166,7 +166,7 @@ public static class PerSampleGradients
         private readonly IReadOnlyList<string> _names;
         private readonly long _b;
         private readonly Dictionary<string, Tensor> _dense = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, (List<(Tensor A, Tensor G)> Pairs, Tensor Shared, bool IsBias)> _linear = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (List<(Tensor A, Tensor G)> Pairs, Tensor Sum, Tensor Shared, bool IsBias)> _linear = new(StringComparer.Ordinal);
         private readonly Dictionary<string, Tensor> _totals = new(StringComparer.Ordinal);
 
         public Factors(IReadOnlyList<string> names, long b)
@@ -174,6 +174,9 @@ public static class PerSampleGradients
             _names = names;
             _b = b;
         }
+
+        /// <summary>The leaves served by the nn.Linear outer-product path (the rest took one backward pass per datum).</summary>
+        public IReadOnlyCollection<string> FastPathLeaves => _linear.Keys;
 
         /// <summary>The per-datum values vᵢ (detached).</summary>
         public Tensor Values { get; init; } = null!;
@@ -185,7 +188,7 @@ public static class PerSampleGradients
             // Σᵢ of the outer products; what remains of the total gradient is the part every datum shares (prior / N).
             var sum = isBias ? pairs.Select(p => p.G.sum(new long[] { 0, 1 })).Aggregate((x, y) => x + y)
                              : pairs.Select(p => p.G.reshape(-1, p.G.shape[2]).t().mm(p.A.reshape(-1, p.A.shape[2]))).Aggregate((x, y) => x + y);
-            _linear[name] = (pairs, (totalGradient - sum) / _b, isBias);
+            _linear[name] = (pairs, sum, totalGradient.sub(sum).div_(_b), isBias);
             _totals[name] = totalGradient;
         }
 
@@ -209,13 +212,13 @@ public static class PerSampleGradients
 
         private Tensor LinearSumOfSquares(string name)
         {
-            var (pairs, e, isBias) = _linear[name];
+            var (pairs, sum, e, isBias) = _linear[name];
             if (pairs.Count != 1 || pairs[0].A.shape[1] != 1) return LinearPerSample(pairs, e, isBias).square().sum(dim: 0);
-            // Σᵢ (gᵢ aᵢᵀ + e)² = (g²)ᵀ a² + 2 e ∘ gᵀa + B e², with no [B, out, in] tensor.
+            // Σᵢ (gᵢ aᵢᵀ + e)² = (g²)ᵀ a² + e ∘ (2 Σᵢ gᵢ aᵢᵀ + B e), with no [B, out, in] tensor; Σᵢ gᵢ aᵢᵀ is already known.
             var a = pairs[0].A.squeeze(1);
             var g = pairs[0].G.squeeze(1);
-            if (isBias) return g.square().sum(dim: 0) + 2 * e * g.sum(dim: 0) + _b * e.square();
-            return g.square().t().mm(a.square()) + 2 * e * g.t().mm(a) + _b * e.square();
+            var squares = isBias ? g.square().sum(dim: 0) : g.square().t().mm(a.square());
+            return sum.mul(2).add_(e, alpha: _b).mul_(e).add_(squares);
         }
     }
 }

@@ -84,8 +84,10 @@ public sealed class DenseLaplaceState : IAlgorithmState, IPersistentState<DenseL
         using var scope = NewDisposeScope();
         var precision = Precision;
         var (l, info) = linalg.cholesky_ex(precision);
-        var eigenvalues = info.item<int>() == 0 ? l.diagonal().square() : null;
-        if (eigenvalues is null || (eigenvalues < minPrecision).any().item<bool>())
+        // A failed factorisation, or a pivot below the floor (pivots bound the smallest eigenvalue from above), sends us
+        // to the eigendecomposition; a well-conditioned precision never pays for it.
+        var pivots = info.item<int>() == 0 ? l.diagonal().square() : null;
+        if (pivots is null || (pivots < minPrecision).any().item<bool>())
         {
             var (values, vectors) = linalg.eigh(precision);
             var low = (values < minPrecision).sum().item<long>();

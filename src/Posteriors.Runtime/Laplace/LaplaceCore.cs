@@ -38,7 +38,8 @@ internal static class LaplaceCore
         NonFiniteException.ThrowIfNotFinite(state.Step, value, increment);
         if (inplace)
         {
-            state.Precision.ZipMapInPlace(increment, (p, d) => p + d);
+            using (no_grad())
+                for (var i = 0; i < increment.Count; i++) state.Precision.Leaves[i].add_(increment.Leaves[i]);
             state.LogPosterior.copy_(value);
             state.Step++;
             return state;

@@ -75,13 +75,13 @@ public sealed class LikelihoodAttribute : Attribute
 public sealed class ForwardAttribute : Attribute
 {
     /// <summary>A forward method with a Categorical or Bernoulli likelihood.</summary>
-    public ForwardAttribute(OutputLikelihood likelihood) => (Likelihood, Scale) = (likelihood, double.NaN);
+    public ForwardAttribute(OutputDistribution likelihood) => (Likelihood, Scale) = (likelihood, double.NaN);
 
     /// <summary>A forward method with a Normal likelihood of standard deviation <paramref name="scale"/>.</summary>
-    public ForwardAttribute(OutputLikelihood likelihood, double scale) => (Likelihood, Scale) = (likelihood, scale);
+    public ForwardAttribute(OutputDistribution likelihood, double scale) => (Likelihood, Scale) = (likelihood, scale);
 
     /// <summary>The outer likelihood.</summary>
-    public OutputLikelihood Likelihood { get; }
+    public OutputDistribution Likelihood { get; }
 
     /// <summary>The Normal likelihood's standard deviation (NaN for the others).</summary>
     public double Scale { get; }

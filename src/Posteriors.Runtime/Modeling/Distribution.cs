@@ -40,8 +40,9 @@ namespace Posteriors.Modeling
 
     /// <summary>
     /// The outer likelihood of a <see cref="ForwardAttribute"/> model: how the forward output f(x; θ) scores a target y.
+    /// The generated model exposes it as a <c>Posteriors.Curvature.OutputLikelihood</c> (GGN Laplace, linearised predictives).
     /// </summary>
-    public enum OutputLikelihood
+    public enum OutputDistribution
     {
         /// <summary>f is a row of class logits, y an int64 class index: log softmax(f)[y].</summary>
         Categorical = 0,

@@ -50,16 +50,11 @@ public interface IModel<in TBatch>
 
 /// <summary>
 /// A model declared with a <see cref="ForwardAttribute"/> method: the model output and the outer likelihood are
-/// available separately (GGN Laplace, linearised predictives).
+/// available separately, as the curvature code's <see cref="Curvature.IForwardModel{TBatch}"/> (GGN Laplace,
+/// linearised predictives) on batches (X, Y).
 /// </summary>
-public interface IForwardModel : IModel<(Tensor X, Tensor Y)>
+public interface IForwardModel : IModel<(Tensor X, Tensor Y)>, Curvature.IForwardModel<(Tensor X, Tensor Y)>
 {
-    /// <summary>f(x; θ) at the given parameters (for example logits), differentiable with respect to them.</summary>
+    /// <summary>f(x; θ) at the given parameters (for example logits) for predictions.</summary>
     Tensor Forward(ParameterTree parameters, Tensor x);
-
-    /// <summary>The outer likelihood that scores f(x) against y.</summary>
-    OutputLikelihood OutputLikelihood { get; }
-
-    /// <summary>The Normal likelihood's standard deviation; NaN for the other likelihoods.</summary>
-    double OutputScale { get; }
 }

@@ -84,17 +84,4 @@ public static class ModelSupport
                 "datum, shape [B]. Sum over event dimensions only; the generated log posterior takes the mean over the batch.");
         return logLikelihoods;
     }
-
-    /// <summary>The per-datum log likelihood of a forward model's output.</summary>
-    public static Tensor OutputLogLikelihoods(OutputLikelihood likelihood, double scale, Tensor output, Tensor y)
-    {
-        Tensor elementwise = likelihood switch
-        {
-            OutputLikelihood.Categorical => LogProb.Categorical(output, y),
-            OutputLikelihood.Bernoulli => LogProb.Bernoulli(output, y.reshape(output.shape)),
-            OutputLikelihood.Normal => LogProb.Normal(y.reshape(output.shape).to_type(output.dtype), output, scale),
-            _ => throw new ArgumentOutOfRangeException(nameof(likelihood), likelihood, "Unknown output likelihood."),
-        };
-        return elementwise.dim() <= 1 ? elementwise : elementwise.flatten(1).sum(1);
-    }
 }

@@ -112,6 +112,18 @@ public static class Priors
         };
     }
 
+    /// <summary>
+    /// A draw of u = log θ for a <see cref="PositiveAttribute"/> parameter, shaped like <paramref name="like"/> (θ's current
+    /// value). A real-line prior on a positive parameter is its restriction to θ &gt; 0: it is drawn folded (|draw|),
+    /// which is exact for a prior centred at 0. A Flat prior keeps log of the current value.
+    /// </summary>
+    public static Tensor SamplePositive(Tensor like, Distribution distribution, double a = 0, double b = 0, double c = 0, Generator? generator = null)
+    {
+        var draw = Sample(like, distribution, a, b, c, generator);
+        using var _ = no_grad();
+        return (HasPositiveSupport(distribution) || distribution == Distribution.Flat ? draw : draw.abs()).log();
+    }
+
     private static Tensor LaplaceDraw(Tensor centred, double loc, double scale) =>
         loc - scale * centred.sign() * (1 - 2 * centred.abs()).log();
 

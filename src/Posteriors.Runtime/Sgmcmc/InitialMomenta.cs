@@ -41,14 +41,15 @@ public sealed class InitialMomenta
     /// <summary>The momenta for <paramref name="parameters"/>, as new tensors owned by the caller.</summary>
     internal ParameterTree Create(ParameterTree parameters, long seed, Rng rng)
     {
+        using var scope = NewDisposeScope();
         if (_tree is not null)
         {
             parameters.EnsureSameStructure(_tree, "momenta");
-            return parameters.ZipMap(_tree, (p, m) => m.detach().to(p.device).to_type(p.dtype).clone().DetachFromDisposeScope());
+            return parameters.ZipMap(_tree, (p, m) => m.detach().to(p.device).to_type(p.dtype).clone()).DetachFromDisposeScope();
         }
-        if (_value is { } v) return parameters.Map(t => full_like(t, v).DetachFromDisposeScope());
+        if (_value is { } v) return parameters.Map(t => full_like(t, v)).DetachFromDisposeScope();
         var generator = rng.For(seed, -1, parameters.Device);
-        return parameters.Map(t => SgmcmcStep.Normal(t, generator).DetachFromDisposeScope());
+        return parameters.Map(t => SgmcmcStep.Normal(t, generator)).DetachFromDisposeScope();
     }
 
     /// <inheritdoc />

@@ -100,8 +100,12 @@ internal static class SgmcmcStep
     }
 
     /// <summary>A deep copy of a tree, owned by the caller (not by any dispose scope).</summary>
-    public static ParameterTree Own(ParameterTree tree) => tree.Map(t => t.detach().clone().DetachFromDisposeScope());
+    public static ParameterTree Own(ParameterTree tree) => tree.Map(Own);
 
-    /// <summary>A deep copy of a tensor, owned by the caller.</summary>
-    public static Tensor Own(Tensor t) => t.detach().clone().DetachFromDisposeScope();
+    /// <summary>A deep copy of a tensor, owned by the caller; the intermediate detached view is disposed at once.</summary>
+    public static Tensor Own(Tensor t)
+    {
+        using var view = t.detach();
+        return view.clone().DetachFromDisposeScope();
+    }
 }

@@ -188,25 +188,28 @@ public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
             var generator = _rng.For(target.Seed, target.Step, target.Params.Device);
             var mean = target.Params.Detach();
             var sd = target.LogSd.Map(l => l.detach().exp());
-            var gradMean = mean.ZerosLike();
-            var gradLogSd = mean.ZerosLike();
+            ParameterTree? gradMean = null, gradLogSd = null;
             Tensor value = zeros(Array.Empty<long>(), dtype: mean.ScalarType, device: mean.Device);
             Tensor elbo = value;
+            // log q(μ + σξ) = −½ Σ ξ² − Σ log σ − (D/2) log 2π: no need to recompute (θ − μ)/σ.
+            var logQConstant = target.LogSd.SumOf(l => l.detach()) + 0.5 * mean.NumberOfElements * Math.Log(2 * Math.PI);
             for (var s = 0; s < _samples; s++)
             {
                 var xi = mean.RandnLike(generator);
-                var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m + sigma * z);
+                var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m.addcmul(sigma, z, 1));
                 var (v, _, g) = Autodiff.ValueAndGrad(_logPosterior, theta, batch);
                 NonFiniteException.ThrowIfNotFinite(target.Step, v, g);
-                var logQ = DiagNormal.LogProb(theta, mean, sd);
+                var logQ = xi.SumOf(z => z.square()) * -0.5 - logQConstant;
                 value = value + v;
                 elbo = elbo + v - t * logQ;
                 // d(log π − T log q)/dμ and /dlog σ for this sample (see the remarks on DiagVi).
-                var dMean = _stl ? g.ZipMap(sd, xi, (gi, sigma, z) => gi + t * z / sigma) : g;
-                gradMean = gradMean.Add(dMean);
-                gradLogSd = gradLogSd.ZipMap(g.ZipMap(sd, xi, (gi, sigma, z) => gi * sigma * z + t * (_stl ? z.square() : ones_like(z))), (acc, d) => acc + d);
+                var dMean = _stl && t != 0 ? g.ZipMap(sd, xi, (gi, sigma, z) => gi.add(z.div(sigma), alpha: t)) : g;
+                var dLogSd = g.ZipMap(sd, xi, (gi, sigma, z) =>
+                    t == 0 ? gi.mul(sigma).mul_(z) : _stl ? gi.mul(sigma).mul_(z).addcmul_(z, z, value: t) : gi.mul(sigma).mul_(z).add_(t));
+                gradMean = gradMean is null ? dMean : gradMean.Add(dMean);
+                gradLogSd = gradLogSd is null ? dLogSd : gradLogSd.Add(dLogSd);
             }
-            var gradients = gradMean.Leaves.Concat(gradLogSd.Leaves).Select(gl => gl * (-1.0 / _samples)).ToList();
+            var gradients = gradMean!.Leaves.Concat(gradLogSd!.Leaves).Select(gl => gl.mul(-1.0 / _samples)).ToList();
             ViOptimizer.Step(target.Optimizer, target.Params.Leaves.Concat(target.LogSd.Leaves).ToList(), gradients);
             var meanValue = value / _samples;
             var nelbo = -elbo / _samples;

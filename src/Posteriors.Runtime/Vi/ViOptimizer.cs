@@ -34,7 +34,7 @@ internal static class ViOptimizer
         using (no_grad())
         {
             for (var i = 0; i < parameters.Count; i++)
-                parameters[i].grad = gradients[i].detach().clone().DetachFromDisposeScope();
+                parameters[i].grad = gradients[i].detach().DetachFromDisposeScope();
         }
         optimizer.step();
     }

@@ -41,7 +41,7 @@ public partial class Classifier
     [Prior(Distribution.Laplace, 0, 0.5)] public Linear Fc2 = nn.Linear(5, 3, dtype: ScalarType.Float64);
     [Prior(Distribution.Normal, 0, 2)] public Tensor Temperature = ones(1, dtype: ScalarType.Float64);
 
-    [Forward(OutputLikelihood.Categorical)]
+    [Forward(OutputDistribution.Categorical)]
     public Tensor Logits(Tensor x) => Fc2.forward(nn.functional.tanh(Fc1.forward(x))) * Temperature;
 }
 
@@ -52,7 +52,7 @@ public partial class RegressionNet
     [Prior(Distribution.Normal, 0, 1)] public Linear Hidden = nn.Linear(2, 4, dtype: ScalarType.Float64);
     [Prior(Distribution.Normal, 0, 1)] public Linear Out = nn.Linear(4, 1, dtype: ScalarType.Float64);
 
-    [Forward(OutputLikelihood.Normal, 0.3)]
+    [Forward(OutputDistribution.Normal, 0.3)]
     public Tensor Predict(Tensor x) => Out.forward(nn.functional.relu(Hidden.forward(x)));
 }
 

@@ -30,7 +30,8 @@ public class StudySmokeTests
         {
             var code = CommandLine.Run(new[]
             {
-                "--synthetic", "--methods", "map", "ensemble", "--members", "2", "--epochs", "1", "--train-size", "512",
+                "--synthetic", "--methods", "map", "ensemble", "sghmc-parallel", "sghmc-serial", "vi-diag", "laplace-fisher", "laplace-ggn-lin",
+                "--temperatures", "1", "--members", "2", "--epochs", "1", "--train-size", "512",
                 "--test-size", "128", "--batch-size", "64", "--widths", "4,8,16", "--threads", "1", "-o", output,
             }, console);
             var log = text.ToString();
@@ -40,7 +41,12 @@ public class StudySmokeTests
 
             var csv = File.ReadAllLines(Path.Combine(output, "results.csv"));
             Assert.That(csv[0], Does.StartWith("method,tau,seed,members,accuracy,nll,ece"));
-            Assert.That(csv.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "map", "ensemble" }));
+            Assert.That(csv.Skip(1).Select(l => l.Split(',')[0]),
+                Is.EqualTo(new[] { "map", "ensemble", "sghmc-parallel", "sghmc-serial", "vi-diag", "laplace-fisher", "laplace-ggn-lin" }));
+            Assert.That(csv[3].Split(',')[1], Is.EqualTo("1"), "tempered rows carry their τ");
+            foreach (var line in csv.Skip(1))
+                Assert.That(line.Split(',').Skip(4).Take(4).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)),
+                    Has.All.Matches<double>(double.IsFinite), line);
             var ensemble = csv[2].Split(',');
             Assert.That(int.Parse(ensemble[3]), Is.EqualTo(2));
             var accuracy = double.Parse(ensemble[4], System.Globalization.CultureInfo.InvariantCulture);

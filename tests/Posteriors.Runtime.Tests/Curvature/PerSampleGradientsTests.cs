@@ -38,6 +38,8 @@ public class PerSampleGradientsTests
         var fast = PerSampleGradients.Matrix(perDatum, p, data, module: module);
         var general = PerSampleGradients.Matrix(perDatum, p, data);
         Assert.That(TestModels.MaxDiff(fast, expected), Is.LessThan(1e-10), "fast path (hooks on nn.Linear)");
+        Assert.That(PerSampleGradients.Factor(perDatum, p, data, null, module).FastPathLeaves, Is.EquivalentTo(p.Names), "every leaf took the fast path");
+        Assert.That(PerSampleGradients.Factor(perDatum, p, data, null, null).FastPathLeaves, Is.Empty);
         Assert.That(TestModels.MaxDiff(general, expected), Is.LessThan(1e-10), "general path (one backward per datum)");
     }
 
