@@ -27,6 +27,7 @@ public static class ContinualLearningApp
         var outDir = o.String("out", "results/continual", "output folder (CSV, JSON, PNG, checkpoints)");
         var device = o.String("device", "cpu", "cpu or cuda[:n] (needs a CUDA TorchSharp package)");
         var seed = o.Int("seed", 1, "random seed", min: 0);
+        var threads = o.Int("threads", 1, "CPU threads of TorchSharp (one is fastest for these tiny models; more only spin on a busy machine)");
         var resume = o.Flag("resume", "reuse episode checkpoints found in <out>/checkpoints");
         var tiny = o.Flag("tiny", "a seconds-long configuration (smoke tests)");
         // Split Fashion-MNIST
@@ -35,18 +36,18 @@ public static class ContinualLearningApp
         var testPerTask = o.Int("test-per-task", tiny ? 200 : 2000, "test images per task");
         var hidden = o.Int("hidden", tiny ? 32 : 100, "MLP hidden width");
         var epochs = o.Int("epochs", tiny ? 1 : 5, "epochs per task");
-        var fLambda = o.Double("fmnist-lambda", 1, "λ of sequential Laplace on Fashion-MNIST");
-        var ekfLr = o.Double("ekf-lr", 1, "EKF lr (the likelihood's inverse temperature per batch)");
+        var fLambda = o.Double("fmnist-lambda", 100, "λ of sequential Laplace on Fashion-MNIST (1 is the exact sequential update; forgetting then matches SGD here)");
+        var ekfLr = o.Double("ekf-lr", 0.1, "EKF lr (the likelihood's inverse temperature per batch)");
         var fashionFolder = o.String("fashion-mnist", "", "folder of the Fashion-MNIST IDX files (default: $POSTERIORS_FASHION_MNIST or the Debian package)");
         // Text
         var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
         var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
         var lambdas = o.Doubles("lambdas", "0,1,100", "Laplace-as-prior λ values (0 = SGD baseline)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 400, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 200, "LoRA fine-tuning steps per book");
-        var width = o.Int("width", tiny ? 16 : 64, "transformer width");
+        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 300, "base-model pre-training steps");
+        var steps = o.Int("steps", tiny ? 5 : 150, "LoRA fine-tuning steps per book");
+        var width = o.Int("width", tiny ? 16 : 32, "transformer width");
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
-        var context = o.Int("context", tiny ? 16 : 64, "characters per training window");
+        var context = o.Int("context", tiny ? 16 : 32, "characters per training window");
         var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
         if (o.Has("help")) { Console.WriteLine("ContinualLearning options:\n" + o.Help()); return 0; }
         o.EnsureAllKnown();
@@ -54,7 +55,7 @@ public static class ContinualLearningApp
             throw new ArgumentException($"Option --part must be fmnist, text or all; got '{part}'.");
 
         NativeSetup.EnsureTorchLoaded();
-        torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
+        torch.set_num_threads(threads);
         var dev = TextLab.ParseDevice(device);
         Directory.CreateDirectory(outDir);
         var clock = Stopwatch.StartNew();
@@ -74,7 +75,7 @@ public static class ContinualLearningApp
     {
         var (train, test, source) = LoadFashionMnist(synthetic, folder, seed);
         var tasks = SplitFashionMnist.Tasks(train, test, trainPerTask, testPerTask, device);
-        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 1e-3);
+        var settings = new SplitFashionMnist.Settings(BatchSize: 64, Epochs: epochs, Lr: 0.05, Lambda: lambda, EkfLr: ekfLr, ViLr: 3e-3);
         var mlp = SplitFashionMnist.Mlp(784, hidden, seed, device);
         var initial = ParameterTree.FromModule(mlp).Clone();
         var methods = FashionMnistMethods.All(settings, mlp);

@@ -72,16 +72,25 @@ internal sealed class SgdFineTuning(SplitFashionMnist.Settings settings, nn.Modu
 internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private LaplacePrior _prior = null!;
+    private ParameterTree _initial = null!;
+    private bool _started;
 
     public override string Name => "Laplace";
 
-    public override ParameterTree PredictiveMean => _prior.Mean;
+    /// <summary>The last mode; before the first task, the initial parameters (the prior's mean is zero).</summary>
+    public override ParameterTree PredictiveMean => _started ? _prior.Mean : _initial;
 
-    public override void Reset(ParameterTree initial) => _prior = new LaplacePrior(initial.ZerosLike(), initial.OnesLike(), 1);
+    public override void Reset(ParameterTree initial)
+    {
+        _initial = initial.Clone();
+        _prior = new LaplacePrior(initial.ZerosLike(), initial.OnesLike(), 1);
+        _started = false;
+    }
 
     public override void Learn(SplitTask task, Generator generator, Action onStep)
     {
-        var start = _prior.Mean.Clone();
+        // Start from the previous mode (or the random initialisation: all-zero weights would leave every ReLU dead).
+        var start = PredictiveMean.Clone();
         var prior = _prior.WithLambda(settings.Lambda);
         var mode = SplitFashionMnist.Fit(mlp, start, task, prior.LogProb, settings, generator, onStep);
         var laplace = LaplaceDiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), initPrecision: _prior.Precision, module: mlp);
@@ -94,11 +103,16 @@ internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings, nn.
             state = laplace.Update(state, (task.TrainX.narrow(0, s, len), task.TrainY.narrow(0, s, len)), inplace: true);
         }
         _prior = new LaplacePrior(state.Params, state.Precision, 1);
+        _started = true;
     }
 
     public override void Save(string path) => StateFile.Save(path, _prior);
 
-    public override void Load(string path, Device device) => _prior = StateFile.Load<LaplacePrior>(path, device);
+    public override void Load(string path, Device device)
+    {
+        _prior = StateFile.Load<LaplacePrior>(path, device);
+        _started = true;
+    }
 }
 
 /// <summary>
@@ -163,7 +177,8 @@ internal sealed class SequentialVi(SplitFashionMnist.Settings settings, nn.Modul
         var priorMean = _mean.Clone();
         var priorSd = _sd.Clone();
         var logPosterior = SplitFashionMnist.LogPosterior(mlp, task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), initLogSd: -3);
+        // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
+        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), temperature: 1.0 / task.TrainCount, initLogSd: -3);
         var state = vi.Init(_mean, seed: task.Index + 1);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
         {
