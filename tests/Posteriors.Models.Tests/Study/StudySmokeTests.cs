@@ -26,6 +26,10 @@ public class StudySmokeTests
     {
         var output = Path.Combine(Path.GetTempPath(), "posteriors-study-" + Guid.NewGuid().ToString("N"));
         var (console, text) = Recorder();
+        // System.CommandLine reports an unhandled exception on stderr and returns 1: keep it for the failure message.
+        var previousError = Console.Error;
+        var errors = new StringWriter();
+        Console.SetError(errors);
         try
         {
             var code = CommandLine.Run(new[]
@@ -34,7 +38,7 @@ public class StudySmokeTests
                 "--temperatures", "1", "--members", "2", "--epochs", "1", "--train-size", "512",
                 "--test-size", "128", "--batch-size", "64", "--widths", "4,8,16", "--threads", "1", "-o", output,
             }, console);
-            var log = text.ToString();
+            var log = text.ToString() + errors;
             Assert.That(code, Is.EqualTo(0), log);
             Assert.That(log, Does.Contain("SYNTHETIC"));
             Assert.That(log, Does.Contain("NLL").And.Contain("ECE").And.Contain("ensemble"));
@@ -63,6 +67,7 @@ public class StudySmokeTests
         }
         finally
         {
+            Console.SetError(previousError);
             if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
         }
     }
