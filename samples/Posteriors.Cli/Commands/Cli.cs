@@ -59,7 +59,7 @@ public static class Cli
             Description = "τ values for the tempered methods (they target p(θ|D)^(1/T) with T = τ/N; τ = 1 is the Bayes posterior, τ < 1 'cold'). Default: 0.1 1 (quick), 0.03 0.1 0.3 1 3 (--full).",
             AllowMultipleArgumentsPerToken = true,
         };
-        var epochs = new Option<int>("--epochs", "-e") { Description = "Training epochs per run. Default: 10 (on the quick mode's 3,000 images MAP then overfits: the regime where the posterior matters)." };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Training epochs per run. Default: 40 (quick: the small training set is trained until MAP overfits), 10 (--full)." };
         var seeds = new Option<int[]>("--seeds", "-s")
         {
             Description = "Seeds; every run is repeated per seed and the table shows mean ± sd. Default: 0.",
@@ -76,7 +76,7 @@ public static class Cli
         var trainSize = new Option<int>("--train-size") { Description = "Training images to use (random subset). Default: 3000 (quick), 60000 (--full)." };
         var testSize = new Option<int>("--test-size") { Description = "Test images to evaluate on (random subset; the OOD set is their negatives). Default: 2000 (quick), 10000 (--full)." };
         var batchSize = new Option<int>("--batch-size", "-b") { Description = "Mini-batch size.", DefaultValueFactory = _ => 128 };
-        var members = new Option<int>("--members", "-k") { Description = "Members of ensembles / parallel chains / posterior draws. Default: 3 (quick), 5 (--full)." };
+        var members = new Option<int>("--members", "-k") { Description = "Members of ensembles / parallel chains / posterior draws. Default: 5." };
         var dataFolder = new Option<string?>("--data") { Description = $"Folder with the Fashion-MNIST IDX files. Default: ${FashionMnist.EnvironmentVariable}, then {FashionMnist.DebianFolder}." };
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
         var noInstall = new Option<bool>("--no-install") { Description = $"Never run apt-get (by default, as root, a missing data set is installed with: {FashionMnist.InstallCommand})." };

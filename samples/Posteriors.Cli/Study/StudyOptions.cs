@@ -65,10 +65,10 @@ public sealed record StudyOptions
         {
             Methods = Methods.Count > 0 ? Methods : (full ? MethodRegistry.All.Select(m => m.Name).ToArray() : MethodRegistry.QuickDefaults),
             Temperatures = Temperatures.Count > 0 ? Temperatures : (full ? new[] { 0.03, 0.1, 0.3, 1, 3 } : new[] { 0.1, 1.0 }),
-            Epochs = Epochs > 0 ? Epochs : 10,
+            Epochs = Epochs > 0 ? Epochs : (full ? 10 : 40),
             TrainSize = TrainSize > 0 ? TrainSize : (full ? 60_000 : 3_000),
             TestSize = TestSize > 0 ? TestSize : (full ? 10_000 : 2_000),
-            Members = Members > 0 ? Members : (full ? 5 : 3),
+            Members = Members > 0 ? Members : 5,
             Threads = Threads > 0 ? Threads : Environment.ProcessorCount,
             Widths = Widths ?? (full ? (32, 64, 128) : (16, 32, 64)),
         };
