@@ -111,43 +111,14 @@ public static class DenseVi
 }
 
 /// <summary>The state of <see cref="DenseVi{TBatch}"/>: μ, the packed Cholesky factor, the optimizer, the step and the seed.</summary>
-public sealed class DenseViState : IAlgorithmState, IPersistentState<DenseViState>
+public sealed class DenseViState : ViState, IPersistentState<DenseViState>
 {
     internal DenseViState(ParameterTree mean, Tensor cholesky, optim.Optimizer? optimizer, byte[]? pendingOptimizerState,
         long step, long seed, Tensor logPosterior, Tensor nelbo)
-    {
-        Params = mean;
-        Cholesky = cholesky;
-        Optimizer = optimizer;
-        PendingOptimizerState = pendingOptimizerState;
-        Step = step;
-        Seed = seed;
-        LogPosterior = logPosterior;
-        Nelbo = nelbo;
-    }
-
-    /// <summary>The variational mean μ (Parameters the optimizer updates).</summary>
-    public ParameterTree Params { get; }
+        : base(mean, optimizer, pendingOptimizerState, step, seed, logPosterior, nelbo) => Cholesky = cholesky;
 
     /// <summary>L packed row by row (a Parameter of length P(P+1)/2); Σ = L Lᵀ.</summary>
     public Tensor Cholesky { get; }
-
-    /// <summary>The optimizer; <c>null</c> for a loaded state until its first update recreates it.</summary>
-    public optim.Optimizer? Optimizer { get; internal set; }
-
-    internal byte[]? PendingOptimizerState { get; set; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <summary>The seed of the reparameterisation noise.</summary>
-    public long Seed { get; }
-
-    /// <summary>mean_s log π(θ_s) at the last update.</summary>
-    public Tensor LogPosterior { get; internal set; }
-
-    /// <summary>The NELBO estimate at the last update (NaN before the first).</summary>
-    public Tensor Nelbo { get; internal set; }
 
     /// <inheritdoc />
     public static string Kind => "DenseVi";
@@ -158,20 +129,16 @@ public sealed class DenseViState : IAlgorithmState, IPersistentState<DenseViStat
     /// <inheritdoc />
     public void WriteTo(StateRecord record)
     {
-        record.Set("mean", Params);
+        WriteCommon(record);
         record.Set("cholesky", Cholesky);
-        record.Set("step", Step);
-        record.Set("seed", Seed);
-        record.Set("logPosterior", LogPosterior);
-        record.Set("nelbo", Nelbo);
-        record.Set("optimizer", tensor(ViOptimizer.Save(Optimizer, PendingOptimizerState), dtype: ScalarType.Byte));
     }
 
     /// <inheritdoc />
-    public static DenseViState ReadFrom(StateRecord record) =>
-        new(ViOptimizer.AsParameters(record.GetTree("mean")), new Parameter(record.GetTensor("cholesky"), requires_grad: true), null,
-            record.GetTensor("optimizer").bytes.ToArray(), record.GetLong("step"), record.GetLong("seed"),
-            record.GetTensor("logPosterior"), record.GetTensor("nelbo"));
+    public static DenseViState ReadFrom(StateRecord record)
+    {
+        var (mean, optimizer, step, seed, logPosterior, nelbo) = ReadCommon(record);
+        return new(mean, new Parameter(record.GetTensor("cholesky"), requires_grad: true), null, optimizer, step, seed, logPosterior, nelbo);
+    }
 }
 
 /// <summary>Dense Gaussian VI. See <see cref="DenseVi"/>.</summary>

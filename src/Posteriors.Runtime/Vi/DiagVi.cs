@@ -75,43 +75,14 @@ public static class DiagVi
 }
 
 /// <summary>The state of <see cref="DiagVi{TBatch}"/>: μ, log σ, the optimizer over them, the step and the seed.</summary>
-public sealed class DiagViState : IAlgorithmState, IPersistentState<DiagViState>
+public sealed class DiagViState : ViState, IPersistentState<DiagViState>
 {
     internal DiagViState(ParameterTree mean, ParameterTree logSd, optim.Optimizer? optimizer, byte[]? pendingOptimizerState,
         long step, long seed, Tensor logPosterior, Tensor nelbo)
-    {
-        Params = mean;
-        LogSd = logSd;
-        Optimizer = optimizer;
-        PendingOptimizerState = pendingOptimizerState;
-        Step = step;
-        Seed = seed;
-        LogPosterior = logPosterior;
-        Nelbo = nelbo;
-    }
-
-    /// <summary>The variational mean μ (TorchSharp <see cref="Parameter"/>s the optimizer updates).</summary>
-    public ParameterTree Params { get; }
+        : base(mean, optimizer, pendingOptimizerState, step, seed, logPosterior, nelbo) => LogSd = logSd;
 
     /// <summary>log σ, shaped like μ (Parameters).</summary>
     public ParameterTree LogSd { get; }
-
-    /// <summary>The optimizer; <c>null</c> for a loaded state until its first update recreates it.</summary>
-    public optim.Optimizer? Optimizer { get; internal set; }
-
-    internal byte[]? PendingOptimizerState { get; set; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <summary>The seed of the reparameterisation noise (step t uses the stream (seed, t)).</summary>
-    public long Seed { get; }
-
-    /// <summary>mean_s log π(θ_s) at the last update.</summary>
-    public Tensor LogPosterior { get; internal set; }
-
-    /// <summary>The NELBO estimate at the last update (NaN before the first).</summary>
-    public Tensor Nelbo { get; internal set; }
 
     /// <inheritdoc />
     public static string Kind => "DiagVi";
@@ -122,20 +93,16 @@ public sealed class DiagViState : IAlgorithmState, IPersistentState<DiagViState>
     /// <inheritdoc />
     public void WriteTo(StateRecord record)
     {
-        record.Set("mean", Params);
+        WriteCommon(record);
         record.Set("logSd", LogSd);
-        record.Set("step", Step);
-        record.Set("seed", Seed);
-        record.Set("logPosterior", LogPosterior);
-        record.Set("nelbo", Nelbo);
-        record.Set("optimizer", tensor(ViOptimizer.Save(Optimizer, PendingOptimizerState), dtype: ScalarType.Byte));
     }
 
     /// <inheritdoc />
-    public static DiagViState ReadFrom(StateRecord record) =>
-        new(ViOptimizer.AsParameters(record.GetTree("mean")), ViOptimizer.AsParameters(record.GetTree("logSd")), null,
-            record.GetTensor("optimizer").bytes.ToArray(), record.GetLong("step"), record.GetLong("seed"),
-            record.GetTensor("logPosterior"), record.GetTensor("nelbo"));
+    public static DiagViState ReadFrom(StateRecord record)
+    {
+        var (mean, optimizer, step, seed, logPosterior, nelbo) = ReadCommon(record);
+        return new(mean, ViOptimizer.AsParameters(record.GetTree("logSd")), null, optimizer, step, seed, logPosterior, nelbo);
+    }
 }
 
 /// <summary>Diagonal Gaussian VI. See <see cref="DiagVi"/>.</summary>
