@@ -1,1 +1,3 @@
+// Training reuses megabyte-sized buffers every step; keep them on the heap (see NativeAllocator).
+Posteriors.Native.NativeAllocator.KeepBuffersOnHeap();
 return Posteriors.Samples.BayesianLora.BayesianLoraApp.Run(args);

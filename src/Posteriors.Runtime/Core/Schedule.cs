@@ -22,6 +22,20 @@ public sealed class Schedule
     public static Schedule Of(Func<long, double> valueAtStep) =>
         new(double.NaN, valueAtStep ?? throw new ArgumentNullException(nameof(valueAtStep)));
 
+    /// <summary>
+    /// Cosine annealing from <paramref name="start"/> at step 0 to <paramref name="end"/> at step <paramref name="steps"/>
+    /// (and after): start + (end − start)(1 − cos(π t / steps))/2. Annealing ε at T = 0 is the usual learning-rate decay
+    /// of deep ensembles; at T &gt; 0 a decreasing ε is SGMCMC with decreasing step sizes.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is negative or not finite, or <paramref name="steps"/> is not positive.</exception>
+    public static Schedule Cosine(double start, double end, long steps)
+    {
+        Check.NonNegative(start, nameof(start));
+        Check.NonNegative(end, nameof(end));
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "The number of annealing steps must be positive.");
+        return Of(t => t >= steps ? end : start + (end - start) * (1 - Math.Cos(Math.PI * t / steps)) / 2);
+    }
+
     /// <summary>A constant schedule.</summary>
     public static implicit operator Schedule(double value) => Constant(value);
 

@@ -1,5 +1,7 @@
 using Posteriors.Sgmcmc;
 using Posteriors.Trees;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Posteriors.Ensembles;
 
@@ -50,16 +52,33 @@ public static class Ensemble
     {
         ArgumentNullException.ThrowIfNull(perMember);
         var logPosterior = stacked ? perMember : ParallelChains.Sum(perMember);
-        return new Ensemble<TBatch>(Sghmc.Build(logPosterior, lr, alpha, beta, sigma, temperature, momenta ?? InitialMomenta.Zero));
+        return new Ensemble<TBatch>(Sghmc.Build(logPosterior, lr, alpha, beta, sigma, temperature, momenta ?? InitialMomenta.Zero),
+            stacked ? null : perMember);
     }
 }
 
-/// <summary>K SGHMC chains on a stacked tree. See <see cref="Ensemble"/>.</summary>
+/// <summary>
+/// K SGHMC chains on a stacked tree. See <see cref="Ensemble"/>. A stacked log posterior (Σₖ log π(θₖ) in one
+/// evaluation) advances all chains with one update and one noise draw per leaf. A per-member log posterior advances the
+/// chains one after another on views of the stacked tree: the same work as K separate chains, with no stacked
+/// gradient to assemble, and chain k's noise drawn from its own stream k of the seed, so every chain is reproducible on
+/// its own and independent of the others.
+/// </summary>
 public sealed class Ensemble<TBatch> : ITransform<SghmcState, TBatch>
 {
-    internal Ensemble(Sghmc<TBatch> sampler) => Sampler = sampler;
+    private readonly LogPosterior<TBatch>? _perMember;
 
-    /// <summary>The SGHMC transform over the stacked tree.</summary>
+    internal Ensemble(Sghmc<TBatch> sampler, LogPosterior<TBatch>? perMember)
+    {
+        Sampler = sampler;
+        _perMember = perMember;
+    }
+
+    /// <summary>
+    /// The SGHMC transform over the stacked tree (with a per-member log posterior, lifted by
+    /// <see cref="ParallelChains.Sum{TBatch}"/>; its noise is one draw per stacked leaf, so its trajectories differ from
+    /// <see cref="Update"/>'s chain-by-chain streams).
+    /// </summary>
     public Sghmc<TBatch> Sampler { get; }
 
     /// <summary>A state from an already stacked tree (leading chain dimension), seed 0.</summary>
@@ -81,7 +100,26 @@ public sealed class Ensemble<TBatch> : ITransform<SghmcState, TBatch>
     }
 
     /// <inheritdoc />
-    public SghmcState Update(SghmcState state, TBatch batch, bool inplace = false) => Sampler.Update(state, batch, inplace);
+    /// <exception cref="NonFiniteException">A chain's log posterior or gradient is NaN or infinite; the message names the chain.</exception>
+    public SghmcState Update(SghmcState state, TBatch batch, bool inplace = false)
+    {
+        if (_perMember is null) return Sampler.Update(state, batch, inplace);
+        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
+        using var scope = NewDisposeScope();
+        var chains = ParallelChains.Count(state.Params);
+        var values = new Tensor[chains];
+        for (var k = 0; k < chains; k++)
+        {
+            using var chainScope = NewDisposeScope();
+            // Chain k's gradient at its old position; the other chains' moves never touch its rows.
+            var (value, _, grad) = Autodiff.ValueAndGrad(_perMember, ParallelChains.Member(state.Params, k), batch);
+            try { NonFiniteException.ThrowIfNotFinite(state.Step, value, grad); }
+            catch (NonFiniteException e) { throw new NonFiniteException($"Chain {k}: {e.Message}", e.Step, e.ParameterName); }
+            Sampler.Move(ParallelChains.Member(next.Params, k), ParallelChains.Member(next.Momenta, k), grad, state.Step, state.Seed, stream: k);
+            values[k] = value.MoveToOuterDisposeScope();
+        }
+        return SgmcmcStep.Finish(next, stack(values).sum());
+    }
 
     /// <summary>The members of <paramref name="state"/> (views of its stacked parameters).</summary>
     public static ParameterTree[] Members(SghmcState state) =>

@@ -97,21 +97,30 @@ public sealed class Sghmc<TBatch> : ITransform<SghmcState, TBatch>
         var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
         using var scope = NewDisposeScope();
         var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        var lr = _lr.At(state.Step, "lr", positive: true);
-        var temperature = _temperature.At(state.Step, "temperature");
-        var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, state.Step);
+        Move(next.Params, next.Momenta, grad, state.Step, state.Seed);
+        return SgmcmcStep.Finish(next, value);
+    }
+
+    /// <summary>
+    /// The SGHMC move of (θ, m) in place, given g = ∇ log π at the old θ, with the hyperparameters of
+    /// <paramref name="step"/> and noise from stream <paramref name="stream"/> of that step (chains of an ensemble).
+    /// </summary>
+    internal void Move(ParameterTree parameters, ParameterTree momenta, ParameterTree grad, long step, long seed, int stream = 0)
+    {
+        var lr = _lr.At(step, "lr", positive: true);
+        var temperature = _temperature.At(step, "temperature");
+        var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var generator = noise > 0 ? _rng.For(state.Seed, state.Step, state.Params.Device) : null;
+        var generator = noise > 0 ? _rng.For(seed, step, parameters.Device, stream) : null;
         using (no_grad())
         {
             for (var i = 0; i < grad.Count; i++)
             {
-                Tensor θ = next.Params.Leaves[i], m = next.Momenta.Leaves[i], g = grad.Leaves[i];
+                Tensor θ = parameters.Leaves[i], m = momenta.Leaves[i], g = grad.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
                 m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
                 if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise); //  + sqrt(Tε(2α − Tεβ)) ξ
             }
         }
-        return SgmcmcStep.Finish(next, value);
     }
 }

@@ -50,6 +50,22 @@ public class ContractTests
     }
 
     [Test]
+    public void CosineScheduleAnnealsFromStartToEndAndHolds()
+    {
+        var lr = Schedule.Cosine(1.0, 0.1, 100);
+        Assert.That(lr.At(0), Is.EqualTo(1.0).Within(1e-12));
+        Assert.That(lr.At(50), Is.EqualTo(0.55).Within(1e-12));
+        Assert.That(lr.At(25), Is.EqualTo(0.1 + 0.9 * (1 + Math.Cos(Math.PI / 4)) / 2).Within(1e-12));
+        Assert.That(lr.At(100), Is.EqualTo(0.1));
+        Assert.That(lr.At(1000), Is.EqualTo(0.1));
+        for (var t = 1; t <= 100; t++) Assert.That(lr.At(t), Is.LessThan(lr.At(t - 1)));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Schedule.Cosine(1.0, -0.1, 100))!;
+        Assert.That(e.ParamName, Is.EqualTo("end"));
+        e = Assert.Throws<ArgumentOutOfRangeException>(() => Schedule.Cosine(1.0, 0.1, 0))!;
+        Assert.That(e.ParamName, Is.EqualTo("steps"));
+    }
+
+    [Test]
     public void SchedulesAreConstantsOrFunctionsAndCheckedByName()
     {
         Schedule lr = 0.1;

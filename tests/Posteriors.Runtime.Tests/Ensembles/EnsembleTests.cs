@@ -113,6 +113,66 @@ public class EnsembleTests
             Assert.That(functional(member, x).Value.item<float>(), Is.GreaterThan(functional(ParallelChains.Member(stacked, k), x).Value.item<float>()));
     }
 
+    /// <summary>
+    /// With a per-member log posterior the ensemble advances chain k exactly as a single SGHMC chain from the same start:
+    /// bit-identical for chain 0 (stream 0 is the single chain's stream), at T = 0 for every chain; at T &gt; 0 chains
+    /// from one start separate because each has its own noise stream. In-place and copying updates agree bit for bit.
+    /// </summary>
+    [Test]
+    public void PerMemberEnsembleStepsEachChainAsItsOwnSghmcRun()
+    {
+        manual_seed(8);
+        var x = randn(16, 3);
+        var y = randn(16);
+        LogPosterior<Tensor> perMember = (p, batch) => -(batch.matmul(p["w"]) + p["b"] - y).square().mean() - p["w"].square().sum() / 32;
+        var start = ParameterTree.From(("w", randn(3)), ("b", randn(1)));
+        var others = ParallelChains.Initialise(3, k => start.Map(t => t + 0.5 * (k + 1)));
+
+        foreach (var temperature in new[] { 0.0, 0.05 })
+        {
+            var ensemble = Ensemble.Build(perMember, lr: 0.05, alpha: 2, sigma: 1, temperature: temperature);
+            var single = Sghmc.Build(perMember, lr: 0.05, alpha: 2, sigma: 1, temperature: temperature, momenta: InitialMomenta.Zero);
+            var stacked = ParallelChains.Initialise(4, k => k == 0 ? start.Clone() : ParallelChains.Member(others, k - 1).Clone());
+            var inPlace = ensemble.Init(stacked, seed: 11);
+            var copying = ensemble.Init(stacked, seed: 11);
+            var chains = Enumerable.Range(0, 4).Select(k => single.Init(ParallelChains.Member(stacked, k), seed: 11)).ToArray();
+            for (var t = 0; t < 30; t++)
+            {
+                inPlace = ensemble.Update(inPlace, x, inplace: true);
+                copying = ensemble.Update(copying, x, inplace: false);
+                for (var k = 0; k < 4; k++) chains[k] = single.Update(chains[k], x, inplace: true);
+            }
+            Assert.That(copying.Params["w"].Same(inPlace.Params["w"]), Is.True, $"T = {temperature}: copying vs in place");
+            Assert.That(inPlace.Step, Is.EqualTo(30));
+            if (temperature == 0)
+                Assert.That(inPlace.LogPosterior.item<float>(), Is.EqualTo(chains.Sum(c => c.LogPosterior.item<float>())).Within(1e-4),
+                    "the ensemble's log posterior is Σₖ log π(θₖ)");
+            for (var k = 0; k < 4; k++)
+            {
+                var member = ParallelChains.Member(inPlace.Params, k);
+                var same = member["w"].Same(chains[k].Params["w"]) && member["b"].Same(chains[k].Params["b"]);
+                Assert.That(same, Is.EqualTo(k == 0 || temperature == 0), $"T = {temperature}, chain {k} vs its own run");
+            }
+        }
+
+        // Two chains from one start at T > 0 move apart: independent noise streams.
+        var hot = Ensemble.Build(perMember, lr: 0.05, alpha: 2, sigma: 1, temperature: 0.05);
+        var twins = hot.Init(ParallelChains.Stack(new[] { start, start }), seed: 4);
+        twins = hot.Update(twins, x);
+        Assert.That(twins.Momenta["w"][0].Same(twins.Momenta["w"][1]), Is.False, "the momenta carry the first step's noise");
+    }
+
+    [Test]
+    public void PerMemberEnsembleNamesTheChainWhoseGradientIsNotFinite()
+    {
+        LogPosterior<object?> perMember = (p, _) => -(p["w"].log()).sum();
+        var ensemble = Ensemble.Deep(perMember, lr: 0.1);
+        var state = ensemble.Init(ParallelChains.Stack(new[] { ParameterTree.From(("w", ones(2))), ParameterTree.From(("w", tensor(new[] { 1f, -1f }))) }));
+        var e = Assert.Throws<NonFiniteException>(() => ensemble.Update(state, null))!;
+        Assert.That(e.Message, Does.StartWith("Chain 1:"));
+        Assert.That(e.Step, Is.EqualTo(0));
+    }
+
     [Test]
     public void StackingChecksStructureAndCounts()
     {

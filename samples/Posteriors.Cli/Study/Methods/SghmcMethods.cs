@@ -19,6 +19,17 @@ public static class SghmcSettings
     /// <summary>ε.</summary>
     public const double Lr = 1.0;
 
+    /// <summary>ε at the end of a parallel run, as a fraction of <see cref="Lr"/>.</summary>
+    public const double FinalLrFraction = 0.1;
+
+    /// <summary>
+    /// ε for the parallel runs: cosine annealing from <see cref="Lr"/> to <see cref="FinalLrFraction"/> of it over the run.
+    /// Members kept at their final state are otherwise snapshots of a noisy constant-step trajectory; at T = 0 this is
+    /// the learning-rate decay every deep ensemble uses (SGD lr η ε², momentum 1 − (1 − μ) ε), at T &gt; 0 SGHMC with
+    /// decreasing step sizes.
+    /// </summary>
+    public static Schedule AnnealedLr(long steps) => Schedule.Cosine(Lr, Lr * FinalLrFraction, steps);
+
     /// <summary>σ = η^(−1/2).</summary>
     public static double Sigma => 1 / Math.Sqrt(SgdLr);
 
@@ -56,7 +67,7 @@ public sealed class ParallelSghmcMethod : IStudyMethod
     {
         var k = context.Options.Members;
         var temperature = _tempered ? tau!.Value / context.N : 0.0;
-        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.Lr, SghmcSettings.Alpha, SghmcSettings.Sigma,
+        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.AnnealedLr(context.TrainingSteps), SghmcSettings.Alpha, SghmcSettings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
         var state = ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed);
         state = context.Run(ensemble, state, seed, (s, _) => progress(s, $"mean log π {state.LogPosterior.item<float>() / k:F3}"));
