@@ -83,12 +83,16 @@ public static class Cli
         var threads = new Option<int>("--threads") { Description = "Torch CPU threads. Default: the number of cores." };
         var noPlots = new Option<bool>("--no-plots") { Description = "Skip the PNG plots." };
         var widths = new Option<string?>("--widths") { Description = "CNN widths conv1,conv2,dense. Default: 16,32,64 (quick), 32,64,128 (--full)." };
+        var sgdLr = new Option<double>("--sgd-lr")
+        {
+            Description = $"Learning rate of the momentum SGD that SGHMC reduces to at T = 0 (sets its σ and α, REFERENCE §2). Default: {Study.Methods.SghmcSettings.DefaultSgdLr}.",
+        };
         var laplaceLayers = new Option<string>("--laplace-layers")
         {
             Description = "Layers the Laplace methods cover: last (fc2, default; there the linearised predictive is exact) or dense (fc1 and fc2).",
             DefaultValueFactory = _ => "last",
         };
-        foreach (var o in new Option[] { laplaceLayers, methods, temperatures, epochs, seeds, device, output, full, trainSize, testSize, batchSize, members, dataFolder, synthetic, noInstall, threads, noPlots, widths })
+        foreach (var o in new Option[] { laplaceLayers, methods, temperatures, epochs, seeds, device, output, full, trainSize, testSize, batchSize, members, dataFolder, synthetic, noInstall, threads, noPlots, widths, sgdLr })
             command.Options.Add(o);
 
         command.SetAction(parse =>
@@ -116,6 +120,7 @@ public static class Cli
                     NoPlots = parse.GetValue(noPlots),
                     Widths = ParseWidths(parse.GetValue(widths)),
                     LaplaceLayers = parse.GetValue(laplaceLayers) ?? "last",
+                    SgdLr = parse.GetValue(sgdLr),
                 };
                 options.Validate();
             }

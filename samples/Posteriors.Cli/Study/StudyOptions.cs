@@ -54,6 +54,9 @@ public sealed record StudyOptions
     /// <summary>Layers the Laplace methods cover: "last" (fc2) or "dense" (fc1 and fc2).</summary>
     public string LaplaceLayers { get; init; } = "last";
 
+    /// <summary>Learning rate η of the SGD that SGHMC reduces to at T = 0 (sets σ and α; 0 = <see cref="Study.Methods.SghmcSettings.DefaultSgdLr"/>).</summary>
+    public double SgdLr { get; init; }
+
     /// <summary>CNN widths (conv1, conv2, dense); null = the mode's default.</summary>
     public (int C1, int C2, int Hidden)? Widths { get; init; }
 
@@ -69,6 +72,7 @@ public sealed record StudyOptions
             TrainSize = TrainSize > 0 ? TrainSize : (full ? 60_000 : 3_000),
             TestSize = TestSize > 0 ? TestSize : (full ? 10_000 : 2_000),
             Members = Members > 0 ? Members : 5,
+            SgdLr = SgdLr > 0 ? SgdLr : Study.Methods.SghmcSettings.DefaultSgdLr,
             Threads = Threads > 0 ? Threads : Environment.ProcessorCount,
             Widths = Widths ?? (full ? (32, 64, 128) : (16, 32, 64)),
         };
@@ -82,6 +86,7 @@ public sealed record StudyOptions
         if (BatchSize < 1) throw new ArgumentException($"--batch-size must be positive; got {BatchSize}.");
         if (TrainSize < 0) throw new ArgumentException($"--train-size must be positive; got {TrainSize}.");
         if (TestSize < 0) throw new ArgumentException($"--test-size must be positive; got {TestSize}.");
+        if (!(SgdLr >= 0) || double.IsInfinity(SgdLr)) throw new ArgumentException($"--sgd-lr must be positive and finite; got {SgdLr}.");
         if (Members < 0) throw new ArgumentException($"--members must be positive; got {Members}.");
         if (LaplaceLayers is not ("last" or "dense")) throw new ArgumentException($"--laplace-layers must be 'last' or 'dense'; got '{LaplaceLayers}'.");
         if (Seeds.Count == 0) throw new ArgumentException("--seeds needs at least one seed.");

@@ -104,6 +104,7 @@ public sealed class Sghmc<TBatch> : ITransform<SghmcState, TBatch>
     /// <summary>
     /// The SGHMC move of (θ, m) in place, given g = ∇ log π at the old θ, with the hyperparameters of
     /// <paramref name="step"/> and noise from stream <paramref name="stream"/> of that step (chains of an ensemble).
+    /// <paramref name="grad"/> is consumed: its buffers receive the noise, which saves a parameter-sized allocation.
     /// </summary>
     internal void Move(ParameterTree parameters, ParameterTree momenta, ParameterTree grad, long step, long seed, int stream = 0)
     {
@@ -119,7 +120,7 @@ public sealed class Sghmc<TBatch> : ITransform<SghmcState, TBatch>
                 Tensor θ = parameters.Leaves[i], m = momenta.Leaves[i], g = grad.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
                 m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
-                if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise); //  + sqrt(Tε(2α − Tεβ)) ξ
+                if (generator is not null) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, generator));  //  + sqrt(Tε(2α − Tεβ)) ξ
             }
         }
     }

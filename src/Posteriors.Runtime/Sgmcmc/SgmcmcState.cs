@@ -86,6 +86,14 @@ internal static class SgmcmcStep
         randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);
 
     /// <summary>
+    /// <paramref name="scale"/> × standard normal noise shaped like <paramref name="spent"/>, written into that buffer when
+    /// it is contiguous (a gradient already used saves a parameter-sized allocation); a strided buffer (the gradient of a
+    /// transposed weight) would make the draw and the addition slow, so it gets a fresh one.
+    /// </summary>
+    public static Tensor ScaledNormalInto(Tensor spent, double scale, Generator generator) =>
+        spent.is_contiguous() ? spent.normal_(0, scale, generator) : Normal(spent, generator).mul_(scale);
+
+    /// <summary>
     /// sqrt(T ε (2c − T ε β)): the noise scale shared by SGLD (c = 1), SGHMC and SGNHT (c = α). Zero at T = 0 with no
     /// division by T; a negative radicand (β too large for this ε and T) is an error, never clamped.
     /// </summary>

@@ -5,13 +5,14 @@ using Posteriors.Trees;
 namespace Posteriors.Cli.Study.Methods;
 
 /// <summary>
-/// SGHMC settings shared by the study's samplers: the T = 0 limit is torch SGD with learning rate η = 0.03 (0.05 collapsed the small CNN to uniform predictions; 0.01 left it under-trained in the quick run's 920 steps) and momentum
-/// μ = 0.9 (dampening 0), mapped as in REFERENCE §2: ε = 1, σ = η^(−1/2), α = (1 − μ)/η.
+/// SGHMC settings shared by the study's samplers: the T = 0 limit is torch SGD with learning rate η
+/// (<see cref="StudyOptions.SgdLr"/>, default <see cref="DefaultSgdLr"/>) and momentum μ = 0.9 (dampening 0), mapped as in
+/// REFERENCE §2: ε = 1, σ = η^(−1/2), α = (1 − μ)/η.
 /// </summary>
-public static class SghmcSettings
+public sealed record SghmcSettings(double SgdLr)
 {
-    /// <summary>SGD learning rate η of the T = 0 limit.</summary>
-    public const double SgdLr = 0.03;
+    /// <summary>η = 0.03: 0.05 at a constant step collapsed the small CNN to uniform predictions; 0.01 left it under-trained in the quick run's 920 steps.</summary>
+    public const double DefaultSgdLr = 0.03;
 
     /// <summary>SGD momentum μ.</summary>
     public const double Momentum = 0.9;
@@ -22,6 +23,15 @@ public static class SghmcSettings
     /// <summary>ε at the end of a parallel run, as a fraction of <see cref="Lr"/>.</summary>
     public const double FinalLrFraction = 0.1;
 
+    /// <summary>The settings of a study.</summary>
+    public static SghmcSettings For(StudyContext context) => new(context.Options.SgdLr);
+
+    /// <summary>σ = η^(−1/2).</summary>
+    public double Sigma => 1 / Math.Sqrt(SgdLr);
+
+    /// <summary>α = (1 − μ)/η.</summary>
+    public double Alpha => (1 - Momentum) / SgdLr;
+
     /// <summary>
     /// ε for the parallel runs: cosine annealing from <see cref="Lr"/> to <see cref="FinalLrFraction"/> of it over the run.
     /// Members kept at their final state are otherwise snapshots of a noisy constant-step trajectory; at T = 0 this is
@@ -29,12 +39,6 @@ public static class SghmcSettings
     /// decreasing step sizes.
     /// </summary>
     public static Schedule AnnealedLr(long steps) => Schedule.Cosine(Lr, Lr * FinalLrFraction, steps);
-
-    /// <summary>σ = η^(−1/2).</summary>
-    public static double Sigma => 1 / Math.Sqrt(SgdLr);
-
-    /// <summary>α = (1 − μ)/η.</summary>
-    public static double Alpha => (1 - Momentum) / SgdLr;
 }
 
 /// <summary>
@@ -67,7 +71,8 @@ public sealed class ParallelSghmcMethod : IStudyMethod
     {
         var k = context.Options.Members;
         var temperature = _tempered ? tau!.Value / context.N : 0.0;
-        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.AnnealedLr(context.TrainingSteps), SghmcSettings.Alpha, SghmcSettings.Sigma,
+        var settings = SghmcSettings.For(context);
+        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
         var state = ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed);
         state = context.Run(ensemble, state, seed, (s, _) => progress(s, $"mean log π {state.LogPosterior.item<float>() / k:F3}"));
@@ -99,7 +104,8 @@ public sealed class SerialSghmcMethod : IStudyMethod
         var k = context.Options.Members;
         var burnIn = context.TrainingSteps;
         var thin = Math.Max(1, context.TrainingSteps / k);
-        var sampler = Sghmc.Build(context.Posterior.LogPosterior, SghmcSettings.Lr, SghmcSettings.Alpha, sigma: SghmcSettings.Sigma,
+        var settings = SghmcSettings.For(context);
+        var sampler = Sghmc.Build(context.Posterior.LogPosterior, SghmcSettings.Lr, settings.Alpha, sigma: settings.Sigma,
             temperature: tau!.Value / context.N, momenta: InitialMomenta.Zero);
         var state = sampler.Init(context.InitialParameters(seed), seed);
         var samples = new List<ParameterTree>();
