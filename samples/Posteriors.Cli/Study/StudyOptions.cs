@@ -70,7 +70,7 @@ public sealed record StudyOptions
             Temperatures = Temperatures.Count > 0 ? Temperatures : (full ? new[] { 0.03, 0.1, 0.3, 1, 3 } : new[] { 0.1, 1.0 }),
             Epochs = Epochs > 0 ? Epochs : (full ? 10 : 40),
             TrainSize = TrainSize > 0 ? TrainSize : (full ? 60_000 : 3_000),
-            TestSize = TestSize > 0 ? TestSize : (full ? 10_000 : 2_000),
+            TestSize = TestSize > 0 ? TestSize : 10_000,
             Members = Members > 0 ? Members : 5,
             SgdLr = SgdLr > 0 ? SgdLr : Study.Methods.SghmcSettings.DefaultSgdLr,
             Threads = Threads > 0 ? Threads : Environment.ProcessorCount,

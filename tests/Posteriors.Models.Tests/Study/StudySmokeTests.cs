@@ -81,6 +81,8 @@ public class StudySmokeTests
         Assert.That(CommandLine.Run(new[] { "--temperatures", "-1" }, console), Is.EqualTo(2));
         Assert.That(text.ToString(), Does.Contain("--temperatures"));
         Assert.That(CommandLine.Run(new[] { "--widths", "4,8" }, console), Is.EqualTo(2));
+        Assert.That(CommandLine.Run(new[] { "--sgd-lr", "-0.5" }, console), Is.EqualTo(2));
+        Assert.That(text.ToString(), Does.Contain("--sgd-lr").And.Contain("-0.5"));
     }
 
     [Test]
