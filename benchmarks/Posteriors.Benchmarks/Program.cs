@@ -6,8 +6,8 @@ using BenchmarkDotNet.Running;
 // Posteriors.Native.NativeAllocator): the same forward+backward measured 5.5 ms or 27 ms. These variables give every
 // benchmark process, which inherits them, the allocator settings of NativeAllocator.KeepBuffersOnHeap, so methods are
 // compared on equal terms, as the samples run.
-Environment.SetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_", Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") ?? "33554432");
-Environment.SetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_", Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") ?? "268435456");
+Environment.SetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_", Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") ?? $"{Posteriors.Native.NativeAllocator.MaxMmapThreshold}");
+Environment.SetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_", Environment.GetEnvironmentVariable("MALLOC_TRIM_THRESHOLD_") ?? $"{Posteriors.Native.NativeAllocator.DefaultTrimThreshold}");
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 
 /// <summary>Entry point type for BenchmarkSwitcher.</summary>

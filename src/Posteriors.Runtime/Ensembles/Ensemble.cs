@@ -112,9 +112,7 @@ public sealed class Ensemble<TBatch> : ITransform<SghmcState, TBatch>
         {
             using var chainScope = NewDisposeScope();
             // Chain k's gradient at its old position; the other chains' moves never touch its rows.
-            var (value, _, grad) = Autodiff.ValueAndGrad(_perMember, ParallelChains.Member(state.Params, k), batch);
-            try { NonFiniteException.ThrowIfNotFinite(state.Step, value, grad); }
-            catch (NonFiniteException e) { throw new NonFiniteException($"Chain {k}: {e.Message}", e.Step, e.ParameterName); }
+            var (value, _, grad) = SgmcmcStep.Gradient(_perMember, ParallelChains.Member(state.Params, k), state.Step, batch, chain: k);
             Sampler.Move(ParallelChains.Member(next.Params, k), ParallelChains.Member(next.Momenta, k), grad, state.Step, state.Seed, stream: k);
             values[k] = value.MoveToOuterDisposeScope();
         }

@@ -16,6 +16,9 @@ public static class NativeAllocator
     /// <summary>glibc's largest accepted <c>M_MMAP_THRESHOLD</c> on 64-bit systems (32 MiB).</summary>
     public const int MaxMmapThreshold = 32 * 1024 * 1024;
 
+    /// <summary>The freed memory kept at the heap's top by default (256 MiB): more than one training step allocates.</summary>
+    public const int DefaultTrimThreshold = 256 * 1024 * 1024;
+
     /// <summary>
     /// Keeps buffers up to <paramref name="mmapThreshold"/> bytes on the heap and up to <paramref name="trimThreshold"/>
     /// bytes of freed memory at its top, so the same buffers are reused step after step (resident memory stays flat at
@@ -25,7 +28,7 @@ public static class NativeAllocator
     /// <returns>Whether glibc accepted both settings.</returns>
     /// <exception cref="ArgumentOutOfRangeException">A threshold is not positive, or <paramref name="mmapThreshold"/> exceeds
     /// <see cref="MaxMmapThreshold"/>.</exception>
-    public static bool KeepBuffersOnHeap(int mmapThreshold = MaxMmapThreshold, int trimThreshold = 256 * 1024 * 1024)
+    public static bool KeepBuffersOnHeap(int mmapThreshold = MaxMmapThreshold, int trimThreshold = DefaultTrimThreshold)
     {
         if (mmapThreshold <= 0 || mmapThreshold > MaxMmapThreshold)
             throw new ArgumentOutOfRangeException(nameof(mmapThreshold), mmapThreshold, $"Must be in (0, {MaxMmapThreshold}] bytes.");

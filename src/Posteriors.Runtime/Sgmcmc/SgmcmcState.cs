@@ -66,10 +66,19 @@ internal static class SgmcmcStep
     }
 
     /// <summary>log π and ∇ log π at θ, checked for NaN/Inf (the exception names the step and the parameter).</summary>
-    public static ValueAndGradient Gradient<TBatch>(LogPosterior<TBatch> logPosterior, SgmcmcState state, TBatch batch)
+    public static ValueAndGradient Gradient<TBatch>(LogPosterior<TBatch> logPosterior, SgmcmcState state, TBatch batch) =>
+        Gradient(logPosterior, state.Params, state.Step, batch);
+
+    /// <summary>
+    /// log π and ∇ log π at <paramref name="parameters"/>, checked for NaN/Inf at <paramref name="step"/>; for chain k
+    /// of an ensemble (<paramref name="chain"/>) the exception's message starts with "Chain k: ".
+    /// </summary>
+    public static ValueAndGradient Gradient<TBatch>(LogPosterior<TBatch> logPosterior, ParameterTree parameters, long step, TBatch batch,
+        int? chain = null)
     {
-        var result = Autodiff.ValueAndGrad(logPosterior, state.Params, batch);
-        NonFiniteException.ThrowIfNotFinite(state.Step, result.Value, result.Gradient);
+        var result = Autodiff.ValueAndGrad(logPosterior, parameters, batch);
+        try { NonFiniteException.ThrowIfNotFinite(step, result.Value, result.Gradient); }
+        catch (NonFiniteException e) when (chain is not null) { throw new NonFiniteException($"Chain {chain}: {e.Message}", e.Step, e.ParameterName); }
         return result;
     }
 
