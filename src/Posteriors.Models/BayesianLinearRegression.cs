@@ -42,7 +42,7 @@ public sealed class BayesianLinearRegression
     /// <summary>log π(θ; (x [B, F], y [B])): mean Gaussian log-likelihood + log prior / N. Aux: the predicted means.</summary>
     public LogPosterior<(Tensor X, Tensor Y)> LogPosterior => (p, batch) =>
     {
-        var mean = batch.X.matmul(p["weight"]).squeeze(1) + p["bias"];
+        var mean = Checked.MatMul(batch.X, p["weight"]).squeeze(1) + p["bias"];
         var logSigma = p["log_noise"];
         var z = (batch.Y - mean) / logSigma.exp();
         var logLik = -0.5 * z.square() - logSigma - 0.5 * Math.Log(2 * Math.PI);

@@ -19,7 +19,7 @@ public static class Synthetic
         var w = randn(new long[] { features, 1 }, generator: g);
         var b = randn(new long[] { 1 }, generator: g);
         var x = randn(new long[] { n, features }, generator: g);
-        var y = x.matmul(w).squeeze(1) + b + noise * randn(new long[] { n }, generator: g);
+        var y = Checked.MatMul(x, w).squeeze(1) + b + noise * randn(new long[] { n }, generator: g);
         return (x, y, ParameterTree.From(("weight", w), ("bias", b)));
     }
 }

@@ -22,7 +22,7 @@ public static class RegressionDemo
 
         LogPosterior<(Tensor X, Tensor Y)> logPosterior = (p, batch) =>
         {
-            var mean = batch.X.matmul(p["weight"]).squeeze(1) + p["bias"];
+            var mean = Checked.MatMul(batch.X, p["weight"]).squeeze(1) + p["bias"];
             var logLik = distributions.Normal(mean, tensor(0.5f)).log_prob(batch.Y).mean();
             var logPrior = DiagNormal.LogProb(p, mean: 0, sd: 1);
             return logLik + logPrior / n;

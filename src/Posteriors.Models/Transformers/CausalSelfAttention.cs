@@ -39,10 +39,10 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         var q = Split(_q.call(x));
         var k = Split(_k.call(x));
         var v = Split(_v.call(x));
-        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(hd);
+        var scores = Checked.MatMul(q, k.transpose(-2, -1)) / Math.Sqrt(hd);
         var future = ones(t, t, dtype: ScalarType.Bool, device: x.device).triu(1);
         var attention = scores.masked_fill(future, double.NegativeInfinity).softmax(-1);
-        var y = attention.matmul(v).transpose(1, 2).contiguous().view(b, t, w);
+        var y = Checked.MatMul(attention, v).transpose(1, 2).contiguous().view(b, t, w);
         return _o.call(y).MoveToOuterDisposeScope();
     }
 }

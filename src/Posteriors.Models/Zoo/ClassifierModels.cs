@@ -104,5 +104,5 @@ public partial class LinearRegressionModel
 
     /// <summary>log N(yᵢ; xᵢ·w + b, σ²) per datum.</summary>
     [Likelihood]
-    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.matmul(Weight).squeeze(1) + Bias, NoiseScale);
+    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, Checked.MatMul(x, Weight).squeeze(1) + Bias, NoiseScale);
 }

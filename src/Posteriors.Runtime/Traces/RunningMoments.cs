@@ -44,7 +44,7 @@ public sealed class RunningMoments : IDisposable
         var x = rows.detach().to_type(ScalarType.Float64);
         var batchMean = x.mean(new long[] { 0 });
         var centred = x - batchMean;
-        var batchM2 = FullCovariance ? centred.t().matmul(centred) : centred.square().sum(dim: 0);
+        var batchM2 = FullCovariance ? Checked.MatMul(centred.t(), centred) : centred.square().sum(dim: 0);
         if (_mean is null)
         {
             _mean = batchMean.DetachFromDisposeScope();

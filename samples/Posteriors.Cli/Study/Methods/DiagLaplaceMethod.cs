@@ -115,7 +115,7 @@ public sealed class DiagLaplaceMethod : IStudyMethod
                 // Logit draws f = μ + L ξ, L the Cholesky factor of the (jittered) covariance; log of the mean softmax.
                 var chol = linalg.cholesky(cov + 1e-6 * eye(k, dtype: cov.dtype, device: cov.device));
                 var xi = randn(new long[] { context.PredictiveDraws, mean.shape[0], k, 1 }, dtype: mean.dtype, device: mean.device, generator: generator);
-                var logits = mean.unsqueeze(0) + chol.unsqueeze(0).matmul(xi).squeeze(-1);
+                var logits = mean.unsqueeze(0) + Checked.MatMul(chol.unsqueeze(0), xi).squeeze(-1);
                 parts.Add(nn.functional.log_softmax(logits, 2).MoveToOuterDisposeScope());
             }
             return cat(parts, 1);   // [S, N, C]: each logit draw acts as one member
