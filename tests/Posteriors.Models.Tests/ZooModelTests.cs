@@ -1,3 +1,4 @@
+using Posteriors.Modeling;
 using Posteriors.Models.Zoo;
 using Posteriors.Trees;
 using TorchSharp;
@@ -8,6 +9,16 @@ namespace Posteriors.Models.Tests;
 /// <summary>The attributed (generated) models agree with the hand-written log posteriors and take gradients.</summary>
 public class ZooModelTests
 {
+    [Test]
+    public void PosteriorTemperatureIsOneOverTheModelsDatasetSize()
+    {
+        var model = new LinearRegressionModel(3);
+        var e = Assert.Throws<InvalidOperationException>(() => model.PosteriorTemperature());
+        Assert.That(e!.Message, Does.Contain("DatasetSize"));
+        model.DatasetSize = 400;
+        Assert.That(model.PosteriorTemperature(), Is.EqualTo(1.0 / 400));
+    }
+
     [Test]
     public void CnnClassifierMatchesTheHandWrittenPosterior()
     {
