@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
@@ -20,36 +21,54 @@ namespace Posteriors.Samples.BayesianLora;
 /// </summary>
 public static class BayesianLoraApp
 {
-    /// <summary>Runs the sample; returns the process exit code.</summary>
+    /// <summary>Runs the sample; returns the process exit code (2: a bad option, reported on stderr as one line).</summary>
     public static int Run(string[] args)
     {
-        var o = new SampleOptions(args);
-        var outDir = o.String("out", "results/bayesian-lora", "output folder (CSV, JSON, PNG, checkpoints)");
-        var device = o.String("device", "cpu", "cpu or cuda[:n] (needs a CUDA TorchSharp package)");
-        var seed = o.Int("seed", 1, "random seed", min: 0);
-        var threads = o.Int("threads", 1, "CPU threads of TorchSharp (one is fastest for these tiny models; more only spin on a busy machine)");
-        var resume = o.Flag("resume", "reuse member checkpoints found in <out>/checkpoints");
-        var tiny = o.Flag("tiny", "a seconds-long configuration (smoke tests)");
-        var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
-        var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "in-distribution texts");
-        var members = o.Int("members", tiny ? 2 : 4, "ensemble members K (and VI draws)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 300, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 100, "LoRA training steps per member");
-        var width = o.Int("width", tiny ? 16 : 32, "transformer width");
-        var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
-        var context = o.Int("context", tiny ? 16 : 32, "characters per window (and per statement)");
-        var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
-        var lr = o.Double("lr", 0.05, "SGD-equivalent learning rate η of the SGHMC members (REFERENCE §2 mapping)");
-        var momentum = o.Double("momentum", 0.9, "SGD-equivalent momentum μ of the SGHMC members");
-        var viLr = o.Double("vi-lr", 1e-2, "Adam learning rate of diagonal VI");
-        if (o.Has("help")) { Console.WriteLine("BayesianLora options:\n" + o.Help()); return 0; }
-        o.EnsureAllKnown();
+        var common = new CommonOptions("results/bayesian-lora", $"Folder of the license texts. Default: {TextLab.DefaultDataFolder}.", oneSeed: true);
+        var books = new Option<string>("--books") { Description = "In-distribution texts (comma-separated).", DefaultValueFactory = _ => string.Join(',', TextLab.DefaultBooks) };
+        var members = CommonOptions.Sized("--members", "Ensemble members K (and VI draws).", 4, 2);
+        members.Aliases.Add("-k");
+        var pretrainSteps = CommonOptions.Sized("--pretrain-steps", "Base-model pre-training steps.", 300, 5);
+        var steps = CommonOptions.Sized("--steps", "LoRA training steps per member.", 100, 5);
+        var width = CommonOptions.Sized("--width", "Transformer width.", 32, 16);
+        var layers = CommonOptions.Sized("--layers", "Transformer blocks.", 2, 1);
+        var context = CommonOptions.Sized("--context", "Characters per window (and per statement).", 32, 16);
+        var maxChars = CommonOptions.Sized("--max-chars", "Characters read per text.", 100_000, 600);
+        var lr = CommonOptions.Positive(new Option<double>("--lr") { Description = "Learning rate η of the SGD the SGHMC members reduce to at T = 0 (SghmcHyperparameters.FromSgd).", DefaultValueFactory = _ => 0.05 });
+        var momentum = new Option<double>("--momentum") { Description = "Momentum μ of that SGD, in [0, 1).", DefaultValueFactory = _ => 0.9 };
+        momentum.Validators.Add(r =>
+        {
+            var m = CommonOptions.Value<double>(r);
+            if (!(m >= 0 && m < 1)) r.AddError($"--momentum must be in [0, 1); got {m.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        });
+        var viLr = CommonOptions.Positive(new Option<double>("--vi-lr") { Description = "Adam learning rate of diagonal VI.", DefaultValueFactory = _ => 1e-2 });
 
-        NativeSetup.EnsureTorchLoaded();
-        torch.set_num_threads(threads);
-        var dev = TextLab.ParseDevice(device);
+        var root = new RootCommand("Bayesian LoRA: ensembles and variational draws of the adapters of a tiny character transformer, with the aleatoric/epistemic split of predictive entropy.");
+        common.AddTo(root);
+        foreach (var o in new Option[] { books, members, pretrainSteps, steps, width, layers, context, maxChars, lr, momentum, viLr })
+            root.Options.Add(o);
+        root.SetAction(parse =>
+        {
+            var c = common.Read(parse);
+            int Sized(Option<int?> o, int normal, int tiny) => CommonOptions.Sized(parse, o, normal, tiny, c.Tiny);
+            var names = parse.GetValue(books)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var data = c.Data ?? TextLab.DefaultDataFolder;
+            TextLab.CheckTexts(data, names);
+            NativeSetup.EnsureTorchLoaded();
+            var dev = CommonOptions.ResolveDevice(c.Device);
+            var outDir = RunFolder.Open(c.Output, c.Resume);
+            torch.set_num_threads(c.Threads);
+            return Run(outDir, dev, c.Seeds[0], c.Resume, c.NoPlots, data, names, Sized(members, 4, 2), Sized(pretrainSteps, 300, 5), Sized(steps, 100, 5),
+                Sized(width, 32, 16), Sized(layers, 2, 1), Sized(context, 32, 16), Sized(maxChars, 100_000, 600),
+                parse.GetValue(lr), parse.GetValue(momentum), parse.GetValue(viLr));
+        });
+        return CommonOptions.Invoke(root, args, message => Console.Error.WriteLine(message));
+    }
+
+    private static int Run(string outDir, Device dev, int seed, bool resume, bool noPlots, string data, string[] names, int members, int pretrainSteps,
+        int steps, int width, int layers, int context, int maxChars, double lr, double momentum, double viLr)
+    {
         var clock = Stopwatch.StartNew();
-        var names = books.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var corpus = TextLab.Load(data, names, dev, maxCharacters: maxChars);
         var config = new TinyTransformerConfig(corpus.Vocabulary.Size, context, width, Math.Max(1, width / 16), layers);
         var train = cat(corpus.Books.Select(b => b.Train).ToArray());
@@ -61,19 +80,18 @@ public static class BayesianLoraApp
         var g = new Generator((ulong)seed + 3);
         const int batchSize = 16;
 
-        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Option --momentum must be in [0, 1).");
-        // torch SGD(η, μ, dampening 0) ≡ SGHMC at T = 0 with ε = 1, σ = η^(−1/2), α = (1 − μ)/η (REFERENCE §2).
-        var (epsilon, sigma, alpha) = (1.0, 1 / Math.Sqrt(lr), (1 - momentum) / lr);
+        // The SGHMC whose T = 0 limit is torch SGD(η, μ).
+        var (epsilon, alpha, sigma) = SghmcHyperparameters.FromSgd(lr, momentum);
         LogPosterior<Tensor> perMember = CharLanguageModel.LogPosterior(model, n, StandardNormal);
-        var methods = new List<(string Name, Func<ParameterTree, Action, string, IReadOnlyList<ParameterTree>> Train)>
+        var methods = new List<(string Name, string File, Func<ParameterTree, Action, string, IReadOnlyList<ParameterTree>> Train)>
         {
-            ("deep ensemble (SGHMC at T = 0)", (template, onStep, checkpoint) =>
+            ("deep ensemble (SGHMC at T = 0)", "deep-ensemble", (template, onStep, checkpoint) =>
                 RunEnsemble(Ensemble.Deep(perMember, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
-            ("unbiased ensemble (SGHMC at T = 1/N)", (template, onStep, checkpoint) =>
+            ("unbiased ensemble (SGHMC at T = 1/N)", "unbiased-ensemble", (template, onStep, checkpoint) =>
                 RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
-            ("diagonal VI", (template, onStep, checkpoint) =>
+            ("diagonal VI", "diagonal-vi", (template, onStep, checkpoint) =>
             {
-                // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
+                // T = 1/N: the log posterior is batch-normalised (mean log-likelihood + log prior / N), so this targets the Bayesian posterior.
                 var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), temperature: 1.0 / n, initLogSd: -3);
                 DiagViState state;
                 if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);
@@ -151,7 +169,7 @@ public static class BayesianLoraApp
                     epistemic = r.Epistemic.Average(), aurocEpistemic = aurocE, aurocTotal = aurocT, heldOutNll = ensembleNll });
                 for (var i = 0; i < r.Total.Length; i++) rows.Add(new object[] { methods[m].Name, sets[si].Name, i, r.Total[i], r.Aleatoric[i], r.Epistemic[i] });
             }
-            Reporting.LinePlot(Path.Combine(outDir, $"epistemic_method{m}.png"), $"{methods[m].Name}: epistemic uncertainty per statement (sorted)",
+            if (!noPlots) Reporting.LinePlot(Path.Combine(outDir, $"epistemic_{methods[m].File}.png"), $"{methods[m].Name}: epistemic uncertainty per statement (sorted)",
                 "quantile of statements", "epistemic (nats/char)",
                 sets.Select((s, si) =>
                 {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using Posteriors.Continual;
 using Posteriors.Models.Data;
@@ -19,59 +20,91 @@ namespace Posteriors.Samples.ContinualLearning;
 /// </summary>
 public static class ContinualLearningApp
 {
-    /// <summary>Runs the sample; returns the process exit code.</summary>
+    /// <summary>Runs the sample; returns the process exit code (2: a bad option, reported on stderr as one line).</summary>
     public static int Run(string[] args)
     {
-        var o = new SampleOptions(args);
-        var part = o.String("part", "all", "fmnist | text | all");
-        var outDir = o.String("out", "results/continual", "output folder (CSV, JSON, PNG, checkpoints)");
-        var device = o.String("device", "cpu", "cpu or cuda[:n] (needs a CUDA TorchSharp package)");
-        var seed = o.Int("seed", 1, "random seed", min: 0);
-        var threads = o.Int("threads", 1, "CPU threads of TorchSharp (one is fastest for these tiny models; more only spin on a busy machine)");
-        var resume = o.Flag("resume", "reuse episode checkpoints found in <out>/checkpoints");
-        var tiny = o.Flag("tiny", "a seconds-long configuration (smoke tests)");
+        var common = new CommonOptions("results/continual", $"Folder of the license texts. Default: {TextLab.DefaultDataFolder}.", oneSeed: true);
+        var part = new Option<string>("--part") { Description = "fmnist | text | all", DefaultValueFactory = _ => "all" };
+        part.AcceptOnlyFromAmong("all", "fmnist", "text");
         // Split Fashion-MNIST
-        var synthetic = o.Flag("synthetic", "use the synthetic Fashion-MNIST stand-in");
-        var trainPerTask = o.Int("train-per-task", tiny ? 200 : 2000, "training images per task");
-        var testPerTask = o.Int("test-per-task", tiny ? 200 : 2000, "test images per task");
-        var hidden = o.Int("hidden", tiny ? 32 : 100, "MLP hidden width");
-        var epochs = o.Int("epochs", tiny ? 1 : 5, "epochs per task");
-        var fLambda = o.Double("fmnist-lambda", 100, "λ of sequential Laplace on Fashion-MNIST (1 is the exact sequential update; forgetting then matches SGD here)");
-        var ekfLr = o.Double("ekf-lr", 0.1, "EKF lr (the likelihood's inverse temperature per batch)");
-        var fashionFolder = o.String("fashion-mnist", "", "folder of the Fashion-MNIST IDX files (default: $POSTERIORS_FASHION_MNIST or the Debian package)");
+        var synthetic = new Option<bool>("--synthetic") { Description = "Use the synthetic Fashion-MNIST stand-in (--tiny implies it)." };
+        var trainPerTask = CommonOptions.Sized("--train-per-task", "Training images per task.", 2000, 200);
+        var testPerTask = CommonOptions.Sized("--test-per-task", "Test images per task.", 2000, 200);
+        var hidden = CommonOptions.Sized("--hidden", "MLP hidden width.", 100, 32);
+        var epochs = CommonOptions.Sized("--epochs", "Epochs per task.", 5, 1);
+        var fLambda = CommonOptions.AtLeast(new Option<double>("--fmnist-lambda")
+        {
+            Description = "λ of sequential Laplace on Fashion-MNIST (1 is the exact sequential update; forgetting then matches SGD here).",
+            DefaultValueFactory = _ => 100,
+        }, 0);
+        var ekfLr = CommonOptions.Positive(new Option<double>("--ekf-lr") { Description = "EKF lr (the likelihood's inverse temperature per batch).", DefaultValueFactory = _ => 0.1 });
+        var fashionFolder = new Option<string?>("--fashion-mnist") { Description = "Folder of the Fashion-MNIST IDX files. Default: $POSTERIORS_FASHION_MNIST or the Debian package." };
+        fashionFolder.Validators.Add(r =>
+        {
+            var folder = CommonOptions.Value<string?>(r);
+            if (folder is not null && FashionMnist.Find(folder) is null) r.AddError($"--fashion-mnist: no Fashion-MNIST IDX files in '{folder}'.");
+        });
         // Text
-        var books = o.String("books", string.Join(',', TextLab.DefaultBooks), "license texts learned in sequence");
-        var data = o.String("data", TextLab.DefaultDataFolder, "folder of the license texts");
-        var lambdas = o.Doubles("lambdas", "0,1,100", "Laplace-as-prior λ values (0 = SGD baseline)");
-        var pretrainSteps = o.Int("pretrain-steps", tiny ? 5 : 300, "base-model pre-training steps");
-        var steps = o.Int("steps", tiny ? 5 : 150, "LoRA fine-tuning steps per book");
-        var width = o.Int("width", tiny ? 16 : 32, "transformer width");
-        var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
-        var context = o.Int("context", tiny ? 16 : 32, "characters per training window");
-        var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
-        if (o.Has("help")) { Console.WriteLine("ContinualLearning options:\n" + o.Help()); return 0; }
-        o.EnsureAllKnown();
-        if (part is not ("all" or "fmnist" or "text"))
-            throw new ArgumentException($"Option --part must be fmnist, text or all; got '{part}'.");
+        var books = new Option<string>("--books") { Description = "License texts learned in sequence (comma-separated).", DefaultValueFactory = _ => string.Join(',', TextLab.DefaultBooks) };
+        var lambdas = new Option<double[]>("--lambdas")
+        {
+            Description = "Laplace-as-prior λ values (0 = SGD baseline).",
+            DefaultValueFactory = _ => new[] { 0.0, 1, 100 },
+            AllowMultipleArgumentsPerToken = true,
+        };
+        lambdas.Validators.Add(r =>
+        {
+            if ((CommonOptions.Value<double[]>(r) ?? Array.Empty<double>()).FirstOrDefault(l => !(l >= 0) || double.IsInfinity(l), 0) is var bad && bad != 0)
+                r.AddError($"--lambdas must be non-negative and finite; got {bad.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        });
+        var pretrainSteps = CommonOptions.Sized("--pretrain-steps", "Base-model pre-training steps.", 300, 5);
+        var steps = CommonOptions.Sized("--steps", "LoRA fine-tuning steps per book.", 150, 5);
+        var width = CommonOptions.Sized("--width", "Transformer width.", 32, 16);
+        var layers = CommonOptions.Sized("--layers", "Transformer blocks.", 2, 1);
+        var context = CommonOptions.Sized("--context", "Characters per training window.", 32, 16);
+        var maxChars = CommonOptions.Sized("--max-chars", "Characters read per text.", 100_000, 600);
 
-        NativeSetup.EnsureTorchLoaded();
-        torch.set_num_threads(threads);
-        var dev = TextLab.ParseDevice(device);
-        Directory.CreateDirectory(outDir);
-        var clock = Stopwatch.StartNew();
-        if (part is "all" or "fmnist")
-            RunFashionMnist(outDir, dev, seed, resume, synthetic || tiny, fashionFolder, trainPerTask, testPerTask, hidden, epochs, fLambda, ekfLr);
-        if (part is "all" or "text")
-            RunText(outDir, dev, seed, resume, data, books.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-                lambdas, pretrainSteps, steps, new TinyTransformerConfig(0, context, width, Math.Max(1, width / 16), layers), maxChars);
-        AnsiConsole.MarkupLine($"[grey]done in {clock.Elapsed.TotalSeconds:F0} s; results in {Markup.Escape(Path.GetFullPath(outDir))}[/]");
-        return 0;
+        var root = new RootCommand("Continual learning with Bayesian posteriors as priors: Split Fashion-MNIST and continual LoRA on license texts.");
+        common.AddTo(root);
+        foreach (var o in new Option[] { part, synthetic, trainPerTask, testPerTask, hidden, epochs, fLambda, ekfLr, fashionFolder, books, lambdas, pretrainSteps, steps, width, layers, context, maxChars })
+            root.Options.Add(o);
+        root.SetAction(parse =>
+        {
+            var c = common.Read(parse);
+            int Sized(Option<int?> o, int normal, int tiny) => CommonOptions.Sized(parse, o, normal, tiny, c.Tiny);
+            var which = parse.GetValue(part)!;
+            var isSynthetic = parse.GetValue(synthetic) || c.Tiny;
+            var bookNames = parse.GetValue(books)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (which is "all" or "text") TextLab.CheckTexts(c.Data ?? TextLab.DefaultDataFolder, bookNames);
+            if (which is "all" or "fmnist" && !isSynthetic && FashionMnist.Find(parse.GetValue(fashionFolder)) is null)
+                throw new UsageException($"Fashion-MNIST not found (--fashion-mnist, ${FashionMnist.EnvironmentVariable}, {FashionMnist.DebianFolder}); install it with: sudo {FashionMnist.InstallCommand}, or pass --synthetic.");
+            NativeSetup.EnsureTorchLoaded();
+            var dev = CommonOptions.ResolveDevice(c.Device);
+            var outDir = RunFolder.Open(c.Output, c.Resume);
+            torch.set_num_threads(c.Threads);
+            var seed = c.Seeds[0];
+            var clock = Stopwatch.StartNew();
+            if (which is "all" or "fmnist")
+                RunFashionMnist(outDir, dev, seed, c.Resume, isSynthetic, parse.GetValue(fashionFolder) ?? "",
+                    Sized(trainPerTask, 2000, 200), Sized(testPerTask, 2000, 200), Sized(hidden, 100, 32), Sized(epochs, 5, 1),
+                    parse.GetValue(fLambda), parse.GetValue(ekfLr), c.NoPlots);
+            if (which is "all" or "text")
+            {
+                var w = Sized(width, 32, 16);
+                RunText(outDir, dev, seed, c.Resume, c.Data ?? TextLab.DefaultDataFolder, bookNames,
+                    parse.GetValue(lambdas)!, Sized(pretrainSteps, 300, 5), Sized(steps, 150, 5),
+                    new TinyTransformerConfig(0, Sized(context, 32, 16), w, Math.Max(1, w / 16), Sized(layers, 2, 1)), Sized(maxChars, 100_000, 600), c.NoPlots);
+            }
+            AnsiConsole.MarkupLine($"[grey]done in {clock.Elapsed.TotalSeconds:F0} s; results in {Markup.Escape(Path.GetFullPath(outDir))}[/]");
+            return 0;
+        });
+        return CommonOptions.Invoke(root, args, message => Console.Error.WriteLine(message));
     }
 
     // ------------------------------------------------------------------ Split Fashion-MNIST
 
     private static void RunFashionMnist(string outDir, Device device, int seed, bool resume, bool synthetic, string folder,
-        int trainPerTask, int testPerTask, int hidden, int epochs, double lambda, double ekfLr)
+        int trainPerTask, int testPerTask, int hidden, int epochs, double lambda, double ekfLr, bool noPlots)
     {
         var (train, test, source) = LoadFashionMnist(synthetic, folder, seed);
         var tasks = SplitFashionMnist.Tasks(train, test, trainPerTask, testPerTask, device);
@@ -125,17 +158,19 @@ public static class ContinualLearningApp
         AnsiConsole.Write(table);
         Reporting.WriteCsv(Path.Combine(outDir, "fmnist_accuracy.csv"), new[] { "method", "episode", "episode_task", "task", "task_name", "accuracy" }, rows);
         Reporting.WriteJson(Path.Combine(outDir, "fmnist_summary.json"), new { source, trainPerTask = tasks[0].TrainCount, hidden, epochs, lambda, methods = summary });
+        if (noPlots) return;
         var xs = Enumerable.Range(1, tasks.Count).Select(i => (double)i).ToArray();
         for (var m = 0; m < methods.Count; m++)
         {
             var mm = m;
             Reporting.LinePlot(Path.Combine(outDir, $"fmnist_{methods[m].Name}.png"), $"Split Fashion-MNIST, {methods[m].Name}: accuracy on each task",
                 "episode (tasks learned)", "test accuracy",
-                tasks.Select(t => ($"task {t.Name}", xs, xs.Select((_, e) => e >= t.Index ? accuracy[mm, e, t.Index] : double.NaN).ToArray())).ToArray());
+                tasks.Select(t => ($"task {t.Name}", xs, xs.Select((_, e) => e >= t.Index ? accuracy[mm, e, t.Index] : double.NaN).ToArray())).ToArray(), wholeNumberTicks: true);
         }
         Reporting.LinePlot(Path.Combine(outDir, "fmnist_average.png"), "Split Fashion-MNIST: mean accuracy over the tasks seen so far",
             "episode (tasks learned)", "mean test accuracy",
-            methods.Select((method, m) => (method.Name, xs, xs.Select((_, e) => Enumerable.Range(0, e + 1).Average(t => accuracy[m, e, t])).ToArray())).ToArray());
+            methods.Select((method, m) => (method.Name, xs, xs.Select((_, e) => Enumerable.Range(0, e + 1).Average(t => accuracy[m, e, t])).ToArray())).ToArray(),
+            wholeNumberTicks: true);
     }
 
     private static ((Tensor, Tensor) Train, (Tensor, Tensor) Test, string Source) LoadFashionMnist(bool synthetic, string folder, int seed)
@@ -152,9 +187,8 @@ public static class ContinualLearningApp
     // ------------------------------------------------------------------ text: LoRA with Laplace-as-prior
 
     private static void RunText(string outDir, Device device, int seed, bool resume, string dataFolder, string[] bookNames,
-        double[] lambdas, int pretrainSteps, int steps, TinyTransformerConfig shape, int maxChars)
+        double[] lambdas, int pretrainSteps, int steps, TinyTransformerConfig shape, int maxChars, bool noPlots)
     {
-        if (lambdas.Any(l => l < 0)) throw new ArgumentOutOfRangeException(nameof(lambdas), string.Join(",", lambdas), "Every λ must be ≥ 0.");
         var corpus = TextLab.Load(dataFolder, bookNames, device, maxCharacters: maxChars);
         var config = shape with { VocabularySize = corpus.Vocabulary.Size };
         const int batchSize = 16;
@@ -243,17 +277,19 @@ public static class ContinualLearningApp
         AnsiConsole.Write(table);
         Reporting.WriteCsv(Path.Combine(outDir, "text_heldout_loss.csv"), new[] { "lambda", "episode", "episode_book", "book", "book_name", "heldout_loss" }, rows);
         Reporting.WriteJson(Path.Combine(outDir, "text_summary.json"), new { config, steps, pretrainSteps, books = books.Select(b => b.Name), results = summary });
+        if (noPlots) return;
         var xs = Enumerable.Range(1, books.Count).Select(i => (double)i).ToArray();
         for (var l = 0; l < lambdas.Length; l++)
         {
             var ll = l;
             Reporting.LinePlot(Path.Combine(outDir, $"text_lambda_{lambdas[l].ToString(System.Globalization.CultureInfo.InvariantCulture)}.png"),
                 $"LoRA with Laplace-as-prior, λ = {lambdas[l]}: held-out loss per book", "episode (books learned)", "held-out loss (nats/char)",
-                books.Select((b, bi) => (b.Name, xs, xs.Select((_, e) => e >= bi ? loss[ll, e, bi] : double.NaN).ToArray())).ToArray());
+                books.Select((b, bi) => (b.Name, xs, xs.Select((_, e) => e >= bi ? loss[ll, e, bi] : double.NaN).ToArray())).ToArray(), wholeNumberTicks: true);
         }
         Reporting.LinePlot(Path.Combine(outDir, "text_earlier_books.png"), "Mean held-out loss on the books learned so far",
             "episode (books learned)", "held-out loss (nats/char)",
-            lambdas.Select((lam, l) => ($"λ = {lam}", xs, xs.Select((_, e) => Enumerable.Range(0, e + 1).Average(b => loss[l, e, b])).ToArray())).ToArray());
+            lambdas.Select((lam, l) => ($"λ = {lam}", xs, xs.Select((_, e) => Enumerable.Range(0, e + 1).Average(b => loss[l, e, b])).ToArray())).ToArray(),
+            wholeNumberTicks: true);
     }
 }
 

@@ -11,7 +11,6 @@ internal static class Reporting
 
     public static void WriteCsv(string path, IReadOnlyList<string> header, IEnumerable<IReadOnlyList<object>> rows)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var sb = new StringBuilder();
         sb.AppendLine(string.Join(',', header));
         foreach (var row in rows)
@@ -22,21 +21,23 @@ internal static class Reporting
                 IFormattable x => x.ToString(null, Inv),
                 _ => Quote(v?.ToString() ?? ""),
             })));
-        File.WriteAllText(path, sb.ToString());
+        AtomicFile.WriteAllText(path, sb.ToString());
     }
 
     private static string Quote(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
 
     public static void WriteJson<T>(string path, T value)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllText(path, JsonSerializer.Serialize(value, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(value, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
     }
 
-    /// <summary>One line per series over shared x values; NaN y values are left out of their line.</summary>
-    public static void LinePlot(string path, string title, string xLabel, string yLabel, IReadOnlyList<(string Name, double[] X, double[] Y)> series)
+    /// <summary>
+    /// One line per series over shared x values; NaN y values are left out of their line. With
+    /// <paramref name="wholeNumberTicks"/> the x axis is labelled at each whole number of the data (task or episode counts).
+    /// </summary>
+    public static void LinePlot(string path, string title, string xLabel, string yLabel, IReadOnlyList<(string Name, double[] X, double[] Y)> series,
+        bool wholeNumberTicks = false)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var plot = new ScottPlot.Plot();
         foreach (var (name, xs, ys) in series)
         {
@@ -49,7 +50,13 @@ internal static class Reporting
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
+        if (wholeNumberTicks && series.SelectMany(s => s.X).ToArray() is { Length: > 0 } allX)
+        {
+            var ticks = Enumerable.Range((int)Math.Floor(allX.Min()), (int)Math.Floor(allX.Max()) - (int)Math.Floor(allX.Min()) + 1).Select(i => (double)i).ToArray();
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, ticks.Select(t => t.ToString(Inv)).ToArray());
+            plot.Axes.SetLimitsX(ticks[0] - 0.25, ticks[^1] + 0.25);
+        }
         plot.ShowLegend();
-        plot.SavePng(path, 900, 560);
+        AtomicFile.Write(path, temp => plot.SavePng(temp, 900, 560));
     }
 }

@@ -17,13 +17,23 @@ internal static class TextLab
 
     public static string DefaultDataFolder => Path.Combine(AppContext.BaseDirectory, "data", "licenses");
 
+    /// <summary>Checks, before any work, that the pre-training text and every book are in <paramref name="folder"/>.</summary>
+    /// <exception cref="UsageException">A text is missing, or no book was named.</exception>
+    public static void CheckTexts(string folder, IReadOnlyList<string> books)
+    {
+        if (books.Count == 0) throw new UsageException("--books needs at least one text.");
+        foreach (var name in books.Prepend(PretrainingText))
+            if (!File.Exists(Path.Combine(folder, name + ".txt")))
+                throw new UsageException($"--books: no text '{name}' ({name}.txt) in '{folder}' (--data sets the folder).");
+    }
+
     /// <summary>Reads <c>NAME.txt</c> files; every book keeps its last <paramref name="testFraction"/> for testing.</summary>
     public static TextCorpus Load(string folder, IReadOnlyList<string> books, Device device, double testFraction = 0.15, int? maxCharacters = null)
     {
         string Read(string name)
         {
             var path = Path.Combine(folder, name + ".txt");
-            if (!File.Exists(path)) throw new FileNotFoundException($"Text '{name}' not found at {path} (option --data sets the folder).", path);
+            if (!File.Exists(path)) throw new FileNotFoundException($"Text '{name}' not found at {path} (--data sets the folder).", path);
             var text = File.ReadAllText(path);
             return maxCharacters is int m && text.Length > m ? text[..m] : text;
         }
@@ -62,9 +72,4 @@ internal static class TextLab
         var windows = TextEpisodes.AllWindows(ids, length);
         return -CharLanguageModel.TokenLogLikelihood(model, windows).mean().item<float>();
     }
-
-    public static Device ParseDevice(string device) =>
-        device == "cpu" ? CPU
-        : cuda.is_available() ? torch.device(device)
-        : throw new ArgumentException($"Device '{device}' was requested but CUDA is not available (TorchSharp-cpu is referenced); use --device cpu.", nameof(device));
 }
