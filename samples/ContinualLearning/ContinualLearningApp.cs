@@ -25,7 +25,7 @@ public static class ContinualLearningApp
     {
         var common = new CommonOptions("results/continual", $"Folder of the license texts. Default: {TextLab.DefaultDataFolder}.", oneSeed: true);
         var part = new Option<string>("--part") { Description = "fmnist | text | all", DefaultValueFactory = _ => "all" };
-        part.AcceptOnlyFromAmong("all", "fmnist", "text");
+        CommonOptions.OneOf(part, "all", "fmnist", "text");
         // Split Fashion-MNIST
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the synthetic Fashion-MNIST stand-in (--tiny implies it)." };
         var trainPerTask = CommonOptions.Sized("--train-per-task", "Training images per task.", 2000, 200);

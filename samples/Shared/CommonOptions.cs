@@ -144,6 +144,18 @@ internal sealed partial class CommonOptions
         return option;
     }
 
+    /// <summary>Restricts a text option to <paramref name="values"/>, with a one-line message.</summary>
+    public static Option<string> OneOf(Option<string> option, params string[] values)
+    {
+        option.Validators.Add(r =>
+        {
+            var value = Value<string>(r);
+            if (value is not null && !values.Contains(value))
+                r.AddError($"{option.Name} must be {string.Join(", ", values.SkipLast(1))} or {values[^1]}; got '{value}'.");
+        });
+        return option;
+    }
+
     /// <summary>Adds a check that a number, when given, is positive and finite.</summary>
     public static Option<T> Positive<T>(Option<T> option)
     {

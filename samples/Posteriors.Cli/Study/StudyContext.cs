@@ -1,6 +1,7 @@
 using Posteriors.Models;
 using Posteriors.Models.Data;
 using Posteriors.Optim;
+using Posteriors.Serialization;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,10 +53,19 @@ public sealed class StudyContext
     public long N => Train.Count;
 
     /// <summary>Steps per epoch at the study's batch size.</summary>
-    public long StepsPerEpoch => Train.StepsPerEpoch(Options.BatchSize);
+    public long StepsPerEpoch => Train.StepsPerEpoch(BatchSize);
+
+    /// <summary>Mini-batch size (resolved).</summary>
+    public int BatchSize => Options.BatchSize!.Value;
+
+    /// <summary>Training epochs per run (resolved).</summary>
+    public int Epochs => Options.Epochs!.Value;
+
+    /// <summary>Members of ensembles and parallel chains (resolved).</summary>
+    public int Members => Options.Members!.Value;
 
     /// <summary>Steps of a run of <see cref="StudyOptions.Epochs"/> epochs.</summary>
-    public long TrainingSteps => Options.Epochs * StepsPerEpoch;
+    public long TrainingSteps => Epochs * StepsPerEpoch;
 
     /// <summary>A freshly initialised CNN from <paramref name="seed"/>.</summary>
     public SmallCnn NewModel(int seed)
@@ -75,38 +85,70 @@ public sealed class StudyContext
 
     /// <summary>Shuffled training batches for <paramref name="epochs"/> epochs, the order fixed by <paramref name="seed"/>.</summary>
     public IEnumerable<(Tensor X, Tensor Y)> Batches(int seed, int? epochs = null) =>
-        Train.Batches(Options.BatchSize, epochs ?? Options.Epochs, new Generator((ulong)(1_000_003L * seed + 17)));
+        Train.Batches(BatchSize, epochs ?? Epochs, new Generator((ulong)(1_000_003L * seed + 17)));
+
+    /// <summary>Where training checkpoints go (one state file per training phase); null: no checkpoints.</summary>
+    public string? CheckpointFolder { get; init; }
+
+    /// <summary>Stops training at the next step, after writing a checkpoint (Ctrl-C).</summary>
+    public CancellationToken Stop { get; init; }
+
+    /// <summary>The key of the run in progress (<see cref="StudyRunner.RunKey"/>): names its checkpoints.</summary>
+    public string RunKey { get; set; } = "run";
 
     /// <summary>
-    /// Runs <paramref name="transform"/> from <paramref name="state"/> over the training batches, one in-place update per
-    /// batch, reporting progress and calling <paramref name="afterStep"/> after each step (step index from 0).
+    /// Runs <paramref name="transform"/> over the training batches, one in-place update per batch, reporting progress and
+    /// calling <paramref name="afterStep"/> after each step (step index from 0). The state starts from
+    /// <paramref name="init"/>, or from the checkpoint <paramref name="checkpoint"/> when one exists: that one is
+    /// written at the end of every epoch and when <see cref="Stop"/> is signalled, and the batches already used are
+    /// skipped in the same order, so a resumed run takes the same steps as an uninterrupted one.
     /// </summary>
-    public TState Run<TState>(ITransform<TState, (Tensor X, Tensor Y)> transform, TState state, int seed,
+    /// <exception cref="OperationCanceledException"><see cref="Stop"/> was signalled (the checkpoint is written first).</exception>
+    public TState Run<TState>(ITransform<TState, (Tensor X, Tensor Y)> transform, Func<TState> init, int seed, string checkpoint,
         Action<long, string> progress, Action<TState, long>? afterStep = null, int? epochs = null)
-        where TState : IAlgorithmState
+        where TState : IAlgorithmState, IPersistentState<TState>
     {
-        long step = 0;
+        var path = CheckpointPath(checkpoint);
+        var state = path is not null && File.Exists(path) ? StateFile.Load<TState>(path, Device) : init();
+        var start = state.Step;
+        var total = (epochs ?? Epochs) * StepsPerEpoch;
         var reportEvery = Math.Max(1, StepsPerEpoch / 20);
-        foreach (var batch in Batches(seed, epochs))
+        long step = 0;
+        if (start < total)
         {
-            using (NewDisposeScope())
+            foreach (var batch in Batches(seed, epochs))
             {
-                state = transform.Update(state, batch, inplace: true);
+                if (step < start)
+                {
+                    // Already taken before the checkpoint: drawn (to keep the shuffling's order) and dropped.
+                    batch.X.Dispose();
+                    batch.Y.Dispose();
+                    step++;
+                    continue;
+                }
+                using (NewDisposeScope())
+                {
+                    state = transform.Update(state, batch, inplace: true);
+                }
+                afterStep?.Invoke(state, step);
+                step++;
+                if (path is not null && (step % StepsPerEpoch == 0 || Stop.IsCancellationRequested)) StateFile.Save(path, state);
+                Stop.ThrowIfCancellationRequested();
+                if (step % reportEvery == 0) progress(step, $"log π {state.LogPosterior.item<float>():F3}");
             }
-            afterStep?.Invoke(state, step);
-            step++;
-            if (step % reportEvery == 0) progress(step, $"log π {state.LogPosterior.item<float>():F3}");
         }
-        progress(step, $"log π {state.LogPosterior.item<float>():F3}");
+        progress(total, start >= total ? "from its checkpoint" : $"log π {state.LogPosterior.item<float>():F3}");
         return state;
     }
+
+    /// <summary>The checkpoint file of <paramref name="name"/> (e.g. a run's or a seed's MAP), or null without a checkpoint folder.</summary>
+    public string? CheckpointPath(string name) => CheckpointFolder is null ? null : Path.Combine(CheckpointFolder, name + ".state");
 
     /// <summary>MAP by Adam on log π from the initialisation of <paramref name="seed"/> (the prior acts as weight decay).</summary>
     public ParameterTree TrainMap(int seed, Action<long, string> progress, double lr = 1e-3)
     {
         var transform = TorchOptim.Build(Posterior.LogPosterior, ps => optim.AdamW(ps, lr: lr, weight_decay: 0));
-        var state = transform.Init(InitialParameters(seed));
-        state = Run(transform, state, seed, progress);
+        var state = Run(transform, () => transform.Init(InitialParameters(seed)), seed, $"map-seed{seed}", progress);
         return state.Params.Clone();
     }
 
@@ -142,7 +184,7 @@ public sealed class StudyContext
     }
 
     /// <summary>Draws from approximate posteriors for prediction (VI, Laplace).</summary>
-    public int PredictiveDraws => Math.Max(10, Options.Members);
+    public int PredictiveDraws => Math.Max(10, Members);
 
     /// <summary>Log predictive probabilities [N, C] of the parameters on <paramref name="data"/>.</summary>
     public Tensor LogProbs(ParameterTree parameters, ImageDataSet data)

@@ -22,7 +22,7 @@ public static class StudyData
                                $"Install it with [bold]sudo {Markup.Escape(FashionMnist.InstallCommand)}[/] for the real study.");
         }
         console.MarkupLine("[bold yellow]Using a SYNTHETIC stand-in data set[/]: the numbers below are not Fashion-MNIST results.");
-        return SyntheticImages.Generate(Math.Max(options.TrainSize, 1000), Math.Max(options.TestSize, 500), seed: 1);
+        return SyntheticImages.Generate(Math.Max(options.TrainSize!.Value, 1000), Math.Max(options.TestSize!.Value, 500), seed: 1);
     }
 
     private static void TryInstall(IAnsiConsole console)

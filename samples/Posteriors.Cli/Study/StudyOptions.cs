@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Posteriors.Cli.Study;
 
 /// <summary>Everything the cold-posterior study can be told from the command line.</summary>
@@ -9,8 +11,8 @@ public sealed record StudyOptions
     /// <summary>τ values for the tempered methods (T = τ/N); empty = the mode's default.</summary>
     public IReadOnlyList<double> Temperatures { get; init; } = Array.Empty<double>();
 
-    /// <summary>Training epochs per run (0 = the mode's default).</summary>
-    public int Epochs { get; init; }
+    /// <summary>Training epochs per run (null = the mode's default).</summary>
+    public int? Epochs { get; init; }
 
     /// <summary>Seeds; every method runs once per seed.</summary>
     public IReadOnlyList<int> Seeds { get; init; } = new[] { 0 };
@@ -18,23 +20,26 @@ public sealed record StudyOptions
     /// <summary>"cpu" or "cuda" (or "cuda:1", …).</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>Folder for results.csv, results.json and the plots.</summary>
+    /// <summary>Folder that receives one run folder per run (results.csv, results.json, the plots, checkpoints).</summary>
     public string Output { get; init; } = "results/cold-posterior";
 
     /// <summary>The full study (all data, all methods and temperatures, more epochs).</summary>
     public bool Full { get; init; }
 
-    /// <summary>Training examples to use (0 = the mode's default).</summary>
-    public int TrainSize { get; init; }
+    /// <summary>A seconds-long configuration (tests, smoke checks): tiny data, CNN and epochs.</summary>
+    public bool Tiny { get; init; }
 
-    /// <summary>Test examples to evaluate on (0 = the mode's default).</summary>
-    public int TestSize { get; init; }
+    /// <summary>Training examples to use (null = the mode's default).</summary>
+    public int? TrainSize { get; init; }
 
-    /// <summary>Mini-batch size.</summary>
-    public int BatchSize { get; init; } = 128;
+    /// <summary>Test examples to evaluate on (null = the mode's default).</summary>
+    public int? TestSize { get; init; }
 
-    /// <summary>Members of ensembles and parallel chains (0 = the mode's default).</summary>
-    public int Members { get; init; }
+    /// <summary>Mini-batch size (null = the mode's default).</summary>
+    public int? BatchSize { get; init; }
+
+    /// <summary>Members of ensembles and parallel chains (null = the mode's default).</summary>
+    public int? Members { get; init; }
 
     /// <summary>Folder with the Fashion-MNIST IDX files (null = search the usual places).</summary>
     public string? DataFolder { get; init; }
@@ -45,55 +50,79 @@ public sealed record StudyOptions
     /// <summary>Never try to install the data package.</summary>
     public bool NoInstall { get; init; }
 
-    /// <summary>Torch intra-op threads (0 = the number of cores).</summary>
-    public int Threads { get; init; }
+    /// <summary>Torch intra-op threads.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
 
     /// <summary>Skip the PNG plots.</summary>
     public bool NoPlots { get; init; }
 
+    /// <summary>Continue the latest run folder instead of starting a new one.</summary>
+    public bool Resume { get; init; }
+
     /// <summary>Layers the Laplace methods cover: "last" (fc2) or "dense" (fc1 and fc2).</summary>
     public string LaplaceLayers { get; init; } = "last";
 
-    /// <summary>Learning rate η of the SGD that SGHMC reduces to at T = 0 (sets σ and α; 0 = <see cref="Study.Methods.SghmcSettings.DefaultSgdLr"/>).</summary>
-    public double SgdLr { get; init; }
+    /// <summary>Learning rate η of the SGD that SGHMC reduces to at T = 0 (null = <see cref="Study.Methods.SghmcSettings.DefaultSgdLr"/>).</summary>
+    public double? SgdLr { get; init; }
 
     /// <summary>CNN widths (conv1, conv2, dense); null = the mode's default.</summary>
     public (int C1, int C2, int Hidden)? Widths { get; init; }
 
-    /// <summary>The defaults of the quick mode (the README's main command) or of <c>--full</c>, filled into unset options.</summary>
+    /// <summary>The defaults of the quick mode (the README's main command), of <c>--full</c> or of <c>--tiny</c>, filled into unset options.</summary>
     public StudyOptions Resolved()
     {
-        var full = Full;
+        var (full, tiny) = (Full, Tiny);
+        T Pick<T>(T quick, T whole, T small) => tiny ? small : full ? whole : quick;
         return this with
         {
             Methods = Methods.Count > 0 ? Methods : (full ? MethodRegistry.All.Select(m => m.Name).ToArray() : MethodRegistry.QuickDefaults),
             Temperatures = Temperatures.Count > 0 ? Temperatures : (full ? new[] { 0.03, 0.1, 0.3, 1, 3 } : new[] { 0.1, 1.0 }),
-            Epochs = Epochs > 0 ? Epochs : (full ? 10 : 40),
-            TrainSize = TrainSize > 0 ? TrainSize : (full ? 60_000 : 3_000),
-            TestSize = TestSize > 0 ? TestSize : 10_000,
-            Members = Members > 0 ? Members : 5,
-            SgdLr = SgdLr > 0 ? SgdLr : Study.Methods.SghmcSettings.DefaultSgdLr,
-            Threads = Threads > 0 ? Threads : Environment.ProcessorCount,
-            Widths = Widths ?? (full ? (32, 64, 128) : (16, 32, 64)),
+            Epochs = Epochs ?? Pick(40, 10, 2),
+            TrainSize = TrainSize ?? Pick(3_000, 60_000, 512),
+            TestSize = TestSize ?? Pick(10_000, 10_000, 256),
+            BatchSize = BatchSize ?? Pick(128, 128, 64),
+            Members = Members ?? Pick(5, 5, 2),
+            SgdLr = SgdLr ?? Study.Methods.SghmcSettings.DefaultSgdLr,
+            Widths = Widths ?? Pick((16, 32, 64), (32, 64, 128), (4, 8, 16)),
         };
     }
 
-    /// <summary>Checks the values; the message names the option.</summary>
+    /// <summary>Checks the values; the message names the option and the value.</summary>
     /// <exception cref="ArgumentException">An option has an invalid value.</exception>
     public void Validate()
     {
-        if (Epochs < 0) throw new ArgumentException($"--epochs must be positive; got {Epochs}.");
-        if (BatchSize < 1) throw new ArgumentException($"--batch-size must be positive; got {BatchSize}.");
-        if (TrainSize < 0) throw new ArgumentException($"--train-size must be positive; got {TrainSize}.");
-        if (TestSize < 0) throw new ArgumentException($"--test-size must be positive; got {TestSize}.");
-        if (!(SgdLr >= 0) || double.IsInfinity(SgdLr)) throw new ArgumentException($"--sgd-lr must be positive and finite; got {SgdLr}.");
-        if (Members < 0) throw new ArgumentException($"--members must be positive; got {Members}.");
+        static void Positive(int? value, string option)
+        {
+            if (value is < 1) throw new ArgumentException($"{option} must be a positive integer; got {value}.");
+        }
+        Positive(Epochs, "--epochs");
+        Positive(BatchSize, "--batch-size");
+        Positive(TrainSize, "--train-size");
+        Positive(TestSize, "--test-size");
+        Positive(Members, "--members");
+        if (Threads < 1) throw new ArgumentException($"--threads must be a positive integer; got {Threads}.");
+        if (SgdLr is { } lr && (!(lr > 0) || double.IsInfinity(lr))) throw new ArgumentException($"--sgd-lr must be positive and finite; got {lr}.");
         if (LaplaceLayers is not ("last" or "dense")) throw new ArgumentException($"--laplace-layers must be 'last' or 'dense'; got '{LaplaceLayers}'.");
         if (Seeds.Count == 0) throw new ArgumentException("--seeds needs at least one seed.");
+        if (Widths is { } w && (w.C1 < 1 || w.C2 < 1 || w.Hidden < 1)) throw new ArgumentException($"--widths must be three positive integers; got {w.C1},{w.C2},{w.Hidden}.");
         foreach (var t in Temperatures)
             if (!(t > 0) || double.IsInfinity(t)) throw new ArgumentException($"--temperatures must be positive and finite; got {t}.");
         foreach (var m in Methods)
             if (MethodRegistry.Find(m) is null)
                 throw new ArgumentException($"--methods: unknown method '{m}'. Known: {string.Join(", ", MethodRegistry.All.Select(x => x.Name))}.");
+        if (Full && Tiny) throw new ArgumentException("--full and --tiny exclude each other.");
     }
+
+    /// <summary>
+    /// What makes two runs' numbers comparable: the resolved options without where the results go and what is
+    /// printed or plotted. <c>--resume</c> continues a run folder only with the same settings.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Settings()
+    {
+        var resolved = Resolved() with { Output = "", Resume = false, NoPlots = false, NoInstall = false };
+        var json = JsonSerializer.SerializeToElement(resolved, SettingsJson);
+        return json.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetRawText());
+    }
+
+    private static readonly JsonSerializerOptions SettingsJson = new() { IncludeFields = true };
 }

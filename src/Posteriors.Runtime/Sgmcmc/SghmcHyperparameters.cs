@@ -27,6 +27,7 @@ public readonly record struct SghmcHyperparameters(double Lr, double Alpha, doub
             throw new ArgumentOutOfRangeException(nameof(momentum), momentum, $"Hyperparameter 'momentum' is {momentum}; it must be in [0, 1).");
         if (!(dampening >= 0 && dampening < 1))
             throw new ArgumentOutOfRangeException(nameof(dampening), dampening, $"Hyperparameter 'dampening' is {dampening}; it must be in [0, 1).");
-        return new SghmcHyperparameters(1 - dampening, (1 - momentum) / lr, Math.Sqrt((1 - dampening) / lr));
+        // σ as 1/√(η/(1 − d)): without dampening exactly the 1/√η the samples used before this factory.
+        return new SghmcHyperparameters(1 - dampening, (1 - momentum) / lr, 1 / Math.Sqrt(lr / (1 - dampening)));
     }
 }

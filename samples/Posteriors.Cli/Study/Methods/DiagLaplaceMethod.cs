@@ -46,7 +46,7 @@ public sealed class DiagLaplaceMethod : IStudyMethod
     public bool Tempered => true;
 
     /// <inheritdoc />
-    public long Steps(StudyContext context) => Math.Min(context.N, CurvatureExamples) / context.Options.BatchSize;
+    public long Steps(StudyContext context) => Math.Min(context.N, CurvatureExamples) / context.BatchSize;
 
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
@@ -69,7 +69,7 @@ public sealed class DiagLaplaceMethod : IStudyMethod
         var n = Math.Min(context.N, CurvatureExamples);
         var data = context.Train.Take(n);
         long step = 0;
-        foreach (var batch in data.Sequential(context.Options.BatchSize))
+        foreach (var batch in data.Sequential(context.BatchSize))
         {
             using (NewDisposeScope()) state = transform.Update(state, batch, inplace: true);
             progress(++step, "curvature");

@@ -31,8 +31,7 @@ public sealed class DiagViMethod : IStudyMethod
         var start = context.Map(seed, (_, s) => progress(0, "MAP start: " + s));
         var vi = DiagVi.Build(context.Posterior.LogPosterior, ps => torch.optim.Adam(ps, lr: 1e-3), temperature: tau!.Value / context.N,
             initLogSd: InitLogSd);
-        var state = vi.Init(start, seed);
-        state = context.Run(vi, state, seed, progress);
+        var state = context.Run(vi, () => vi.Init(start, seed), seed, context.RunKey, progress);
         var draws = vi.Sample(state, context.PredictiveDraws, seed);
         return context.Predict(Enumerable.Range(0, context.PredictiveDraws).Select(i => draws.Map(t => t[i])));
     }

@@ -1,4 +1,7 @@
+using System.Globalization;
 using Posteriors.Ensembles;
+using Posteriors.Samples;
+using Posteriors.Serialization;
 using Posteriors.Sgmcmc;
 using Posteriors.Trees;
 
@@ -6,8 +9,8 @@ namespace Posteriors.Cli.Study.Methods;
 
 /// <summary>
 /// SGHMC settings shared by the study's samplers: the T = 0 limit is torch SGD with learning rate η
-/// (<see cref="StudyOptions.SgdLr"/>, default <see cref="DefaultSgdLr"/>) and momentum μ = 0.9 (dampening 0), mapped as in
-/// REFERENCE §2: ε = 1, σ = η^(−1/2), α = (1 − μ)/η.
+/// (<see cref="StudyOptions.SgdLr"/>, default <see cref="DefaultSgdLr"/>) and momentum μ = 0.9, mapped by
+/// <see cref="SghmcHyperparameters.FromSgd"/> (ε = 1, σ = η^(−1/2), α = (1 − μ)/η).
 /// </summary>
 public sealed record SghmcSettings(double SgdLr)
 {
@@ -17,20 +20,22 @@ public sealed record SghmcSettings(double SgdLr)
     /// <summary>SGD momentum μ.</summary>
     public const double Momentum = 0.9;
 
-    /// <summary>ε.</summary>
-    public const double Lr = 1.0;
-
     /// <summary>ε at the end of a parallel run, as a fraction of <see cref="Lr"/>.</summary>
     public const double FinalLrFraction = 0.1;
 
     /// <summary>The settings of a study.</summary>
-    public static SghmcSettings For(StudyContext context) => new(context.Options.SgdLr);
+    public static SghmcSettings For(StudyContext context) => new(context.Options.SgdLr!.Value);
+
+    private SghmcHyperparameters Mapped => SghmcHyperparameters.FromSgd(SgdLr, Momentum);
+
+    /// <summary>ε (1 for SGD without dampening).</summary>
+    public double Lr => Mapped.Lr;
 
     /// <summary>σ = η^(−1/2).</summary>
-    public double Sigma => 1 / Math.Sqrt(SgdLr);
+    public double Sigma => Mapped.Sigma;
 
     /// <summary>α = (1 − μ)/η.</summary>
-    public double Alpha => (1 - Momentum) / SgdLr;
+    public double Alpha => Mapped.Alpha;
 
     /// <summary>
     /// ε for the parallel runs: cosine annealing from <see cref="Lr"/> to <see cref="FinalLrFraction"/> of it over the run.
@@ -38,7 +43,7 @@ public sealed record SghmcSettings(double SgdLr)
     /// the learning-rate decay every deep ensemble uses (SGD lr η ε², momentum 1 − (1 − μ) ε), at T &gt; 0 SGHMC with
     /// decreasing step sizes.
     /// </summary>
-    public static Schedule AnnealedLr(long steps) => Schedule.Cosine(Lr, Lr * FinalLrFraction, steps);
+    public Schedule AnnealedLr(long steps) => Schedule.Cosine(Lr, Lr * FinalLrFraction, steps);
 }
 
 /// <summary>
@@ -69,13 +74,13 @@ public sealed class ParallelSghmcMethod : IStudyMethod
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
     {
-        var k = context.Options.Members;
+        var k = context.Members;
         var temperature = _tempered ? tau!.Value / context.N : 0.0;
         var settings = SghmcSettings.For(context);
-        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
+        var ensemble = Ensemble.Build(context.Posterior.LogPosterior, settings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
-        var state = ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed);
-        state = context.Run(ensemble, state, seed, (s, _) => progress(s, $"mean log π {state.LogPosterior.item<float>() / k:F3}"));
+        var state = context.Run(ensemble, () => ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed), seed, context.RunKey,
+            progress);
         return context.Predict(Ensemble<(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor)>.Members(state));
     }
 }
@@ -101,22 +106,32 @@ public sealed class SerialSghmcMethod : IStudyMethod
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
     {
-        var k = context.Options.Members;
+        var k = context.Members;
         var burnIn = context.TrainingSteps;
         var thin = Math.Max(1, context.TrainingSteps / k);
         var settings = SghmcSettings.For(context);
-        var sampler = Sghmc.Build(context.Posterior.LogPosterior, SghmcSettings.Lr, settings.Alpha, sigma: settings.Sigma,
+        var sampler = Sghmc.Build(context.Posterior.LogPosterior, settings.Lr, settings.Alpha, sigma: settings.Sigma,
             temperature: tau!.Value / context.N, momenta: InitialMomenta.Zero);
-        var state = sampler.Init(context.InitialParameters(seed), seed);
-        var samples = new List<ParameterTree>();
-        state = context.Run(sampler, state, seed, progress,
+        // Samples kept before a checkpoint are files beside it (named by step), so a resumed chain keeps them.
+        var key = context.RunKey;
+        var folder = context.CheckpointFolder is { } checkpoints ? Path.Combine(checkpoints, key + "-samples") : null;
+        var start = context.CheckpointPath(key) is { } path && File.Exists(path) ? StateFile.Load<SghmcState>(path).Step : 0;
+        var samples = folder is null || !Directory.Exists(folder) ? new List<ParameterTree>()
+            : Directory.GetFiles(folder, "step-*.state")
+                .Select(f => (Step: long.Parse(Path.GetFileNameWithoutExtension(f)["step-".Length..], CultureInfo.InvariantCulture), File: f))
+                .Where(f => f.Step < start).OrderBy(f => f.Step)
+                .Select(f => StateFile.Load<ParameterSnapshot>(f.File, context.Device).Parameters).ToList();
+        var state = context.Run(sampler, () => sampler.Init(context.InitialParameters(seed), seed), seed, key, progress,
             afterStep: (s, step) =>
             {
                 // Keep the state at the end of each of the K equal stretches after burn-in.
                 if (step >= burnIn && (step - burnIn + 1) % thin == 0 && samples.Count < k)
+                {
                     samples.Add(s.Params.Clone());
+                    if (folder is not null) StateFile.Save(Path.Combine(folder, $"step-{step}.state"), new ParameterSnapshot(samples[^1]));
+                }
             },
-            epochs: 2 * context.Options.Epochs);
+            epochs: 2 * context.Epochs);
         if (samples.Count == 0) samples.Add(state.Params.Clone());
         return context.Predict(samples);
     }
