@@ -25,15 +25,10 @@ public static class BayesianLoraApp
     public static int Run(string[] args)
     {
         var common = new CommonOptions("results/bayesian-lora", $"Folder of the license texts. Default: {TextLab.DefaultDataFolder}.", oneSeed: true);
-        var books = new Option<string>("--books") { Description = "In-distribution texts (comma-separated).", DefaultValueFactory = _ => string.Join(',', TextLab.DefaultBooks) };
+        var text = new TextModelOptions("In-distribution texts");
         var members = CommonOptions.Sized("--members", "Ensemble members K (and VI draws).", 4, 2);
         members.Aliases.Add("-k");
-        var pretrainSteps = CommonOptions.Sized("--pretrain-steps", "Base-model pre-training steps.", 300, 5);
         var steps = CommonOptions.Sized("--steps", "LoRA training steps per member.", 100, 5);
-        var width = CommonOptions.Sized("--width", "Transformer width.", 32, 16);
-        var layers = CommonOptions.Sized("--layers", "Transformer blocks.", 2, 1);
-        var context = CommonOptions.Sized("--context", "Characters per window (and per statement).", 32, 16);
-        var maxChars = CommonOptions.Sized("--max-chars", "Characters read per text.", 100_000, 600);
         var lr = CommonOptions.Positive(new Option<double>("--lr") { Description = "Learning rate η of the SGD the SGHMC members reduce to at T = 0 (SghmcHyperparameters.FromSgd).", DefaultValueFactory = _ => 0.05 });
         var momentum = new Option<double>("--momentum") { Description = "Momentum μ of that SGD, in [0, 1).", DefaultValueFactory = _ => 0.9 };
         momentum.Validators.Add(r =>
@@ -45,32 +40,32 @@ public static class BayesianLoraApp
 
         var root = new RootCommand("Bayesian LoRA: ensembles and variational draws of the adapters of a tiny character transformer, with the aleatoric/epistemic split of predictive entropy.");
         common.AddTo(root);
-        foreach (var o in new Option[] { books, members, pretrainSteps, steps, width, layers, context, maxChars, lr, momentum, viLr })
+        text.AddTo(root);
+        foreach (var o in new Option[] { members, steps, lr, momentum, viLr })
             root.Options.Add(o);
         root.SetAction(parse =>
         {
             var c = common.Read(parse);
             int Sized(Option<int?> o, int normal, int tiny) => CommonOptions.Sized(parse, o, normal, tiny, c.Tiny);
-            var names = parse.GetValue(books)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            var data = c.Data ?? TextLab.DefaultDataFolder;
-            TextLab.CheckTexts(data, names);
+            var texts = text.Read(parse, c);
             NativeSetup.EnsureTorchLoaded();
             var dev = CommonOptions.ResolveDevice(c.Device);
             var outDir = RunFolder.Open(c.Output, c.Resume);
             torch.set_num_threads(c.Threads);
-            return Run(outDir, dev, c.Seeds[0], c.Resume, c.NoPlots, data, names, Sized(members, 4, 2), Sized(pretrainSteps, 300, 5), Sized(steps, 100, 5),
-                Sized(width, 32, 16), Sized(layers, 2, 1), Sized(context, 32, 16), Sized(maxChars, 100_000, 600),
+            return Run(outDir, dev, c.Seeds[0], c.Resume, c.NoPlots, texts, Sized(members, 4, 2), Sized(steps, 100, 5),
                 parse.GetValue(lr), parse.GetValue(momentum), parse.GetValue(viLr));
         });
         return CommonOptions.Invoke(root, args, message => Console.Error.WriteLine(message));
     }
 
-    private static int Run(string outDir, Device dev, int seed, bool resume, bool noPlots, string data, string[] names, int members, int pretrainSteps,
-        int steps, int width, int layers, int context, int maxChars, double lr, double momentum, double viLr)
+    private static int Run(string outDir, Device dev, int seed, bool resume, bool noPlots, TextSettings texts, int members, int steps,
+        double lr, double momentum, double viLr)
     {
         var clock = Stopwatch.StartNew();
-        var corpus = TextLab.Load(data, names, dev, maxCharacters: maxChars);
-        var config = new TinyTransformerConfig(corpus.Vocabulary.Size, context, width, Math.Max(1, width / 16), layers);
+        var (names, pretrainSteps) = (texts.Books, texts.PretrainSteps);
+        var corpus = TextLab.Load(texts.DataFolder, names, dev, maxCharacters: texts.MaxChars);
+        var config = texts.Shape with { VocabularySize = corpus.Vocabulary.Size };
+        var (context, width, layers) = (config.ContextLength, config.Width, config.Layers);
         var train = cat(corpus.Books.Select(b => b.Train).ToArray());
         var heldOut = cat(corpus.Books.Select(b => b.Test).ToArray());
         var n = train.shape[0] - 1;

@@ -45,7 +45,7 @@ public static class ContinualLearningApp
             if (folder is not null && FashionMnist.Find(folder) is null) r.AddError($"--fashion-mnist: no Fashion-MNIST IDX files in '{folder}'.");
         });
         // Text
-        var books = new Option<string>("--books") { Description = "License texts learned in sequence (comma-separated).", DefaultValueFactory = _ => string.Join(',', TextLab.DefaultBooks) };
+        var text = new TextModelOptions("License texts learned in sequence");
         var lambdas = new Option<double[]>("--lambdas")
         {
             Description = "Laplace-as-prior λ values (0 = SGD baseline).",
@@ -57,16 +57,12 @@ public static class ContinualLearningApp
             if ((CommonOptions.Value<double[]>(r) ?? Array.Empty<double>()).FirstOrDefault(l => !(l >= 0) || double.IsInfinity(l), 0) is var bad && bad != 0)
                 r.AddError($"--lambdas must be non-negative and finite; got {bad.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
         });
-        var pretrainSteps = CommonOptions.Sized("--pretrain-steps", "Base-model pre-training steps.", 300, 5);
         var steps = CommonOptions.Sized("--steps", "LoRA fine-tuning steps per book.", 150, 5);
-        var width = CommonOptions.Sized("--width", "Transformer width.", 32, 16);
-        var layers = CommonOptions.Sized("--layers", "Transformer blocks.", 2, 1);
-        var context = CommonOptions.Sized("--context", "Characters per training window.", 32, 16);
-        var maxChars = CommonOptions.Sized("--max-chars", "Characters read per text.", 100_000, 600);
 
         var root = new RootCommand("Continual learning with Bayesian posteriors as priors: Split Fashion-MNIST and continual LoRA on license texts.");
         common.AddTo(root);
-        foreach (var o in new Option[] { part, synthetic, trainPerTask, testPerTask, hidden, epochs, fLambda, ekfLr, fashionFolder, books, lambdas, pretrainSteps, steps, width, layers, context, maxChars })
+        text.AddTo(root);
+        foreach (var o in new Option[] { part, synthetic, trainPerTask, testPerTask, hidden, epochs, fLambda, ekfLr, fashionFolder, lambdas, steps })
             root.Options.Add(o);
         root.SetAction(parse =>
         {
@@ -74,8 +70,7 @@ public static class ContinualLearningApp
             int Sized(Option<int?> o, int normal, int tiny) => CommonOptions.Sized(parse, o, normal, tiny, c.Tiny);
             var which = parse.GetValue(part)!;
             var isSynthetic = parse.GetValue(synthetic) || c.Tiny;
-            var bookNames = parse.GetValue(books)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            if (which is "all" or "text") TextLab.CheckTexts(c.Data ?? TextLab.DefaultDataFolder, bookNames);
+            var texts = which is "all" or "text" ? text.Read(parse, c) : null;
             if (which is "all" or "fmnist" && !isSynthetic && FashionMnist.Find(parse.GetValue(fashionFolder)) is null)
                 throw new UsageException($"Fashion-MNIST not found (--fashion-mnist, ${FashionMnist.EnvironmentVariable}, {FashionMnist.DebianFolder}); install it with: sudo {FashionMnist.InstallCommand}, or pass --synthetic.");
             NativeSetup.EnsureTorchLoaded();
@@ -88,13 +83,9 @@ public static class ContinualLearningApp
                 RunFashionMnist(outDir, dev, seed, c.Resume, isSynthetic, parse.GetValue(fashionFolder) ?? "",
                     Sized(trainPerTask, 2000, 200), Sized(testPerTask, 2000, 200), Sized(hidden, 100, 32), Sized(epochs, 5, 1),
                     parse.GetValue(fLambda), parse.GetValue(ekfLr), c.NoPlots);
-            if (which is "all" or "text")
-            {
-                var w = Sized(width, 32, 16);
-                RunText(outDir, dev, seed, c.Resume, c.Data ?? TextLab.DefaultDataFolder, bookNames,
-                    parse.GetValue(lambdas)!, Sized(pretrainSteps, 300, 5), Sized(steps, 150, 5),
-                    new TinyTransformerConfig(0, Sized(context, 32, 16), w, Math.Max(1, w / 16), Sized(layers, 2, 1)), Sized(maxChars, 100_000, 600), c.NoPlots);
-            }
+            if (texts is not null)
+                RunText(outDir, dev, seed, c.Resume, texts.DataFolder, texts.Books, parse.GetValue(lambdas)!, texts.PretrainSteps, Sized(steps, 150, 5),
+                    texts.Shape, texts.MaxChars, c.NoPlots);
             AnsiConsole.MarkupLine($"[grey]done in {clock.Elapsed.TotalSeconds:F0} s; results in {Markup.Escape(Path.GetFullPath(outDir))}[/]");
             return 0;
         });

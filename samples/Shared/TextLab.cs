@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
 using Posteriors.Trees;
@@ -8,6 +9,49 @@ namespace Posteriors.Samples;
 
 /// <summary>The license texts as a pre-training corpus and a sequence of books, on one vocabulary.</summary>
 internal sealed record TextCorpus(CharVocabulary Vocabulary, Tensor Pretraining, IReadOnlyList<TextBook> Books);
+
+/// <summary>The text-model settings both language-model samples take from <see cref="TextModelOptions"/>.</summary>
+internal sealed record TextSettings(string DataFolder, string[] Books, int PretrainSteps, TinyTransformerConfig Shape, int MaxChars);
+
+/// <summary>
+/// The options of the character transformer and its texts, shared by ContinualLearning and BayesianLora (next to
+/// <see cref="CommonOptions"/>): --books, --pretrain-steps, --width, --layers, --context, --max-chars.
+/// </summary>
+internal sealed class TextModelOptions
+{
+    private readonly Option<string> _books;
+    private readonly Option<int?> _pretrainSteps = CommonOptions.Sized("--pretrain-steps", "Base-model pre-training steps.", 300, 5);
+    private readonly Option<int?> _width = CommonOptions.Sized("--width", "Transformer width.", 32, 16);
+    private readonly Option<int?> _layers = CommonOptions.Sized("--layers", "Transformer blocks.", 2, 1);
+    private readonly Option<int?> _context = CommonOptions.Sized("--context", "Characters per training window (and per scored statement).", 32, 16);
+    private readonly Option<int?> _maxChars = CommonOptions.Sized("--max-chars", "Characters read per text.", 100_000, 600);
+
+    /// <summary>Creates the options; <paramref name="booksDescription"/> says what the books are for.</summary>
+    public TextModelOptions(string booksDescription) => _books = new Option<string>("--books")
+    {
+        Description = $"{booksDescription} (comma-separated names of NAME.txt files in --data).",
+        DefaultValueFactory = _ => string.Join(',', TextLab.DefaultBooks),
+    };
+
+    /// <summary>Adds the options to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { _books, _pretrainSteps, _width, _layers, _context, _maxChars }) command.Options.Add(option);
+    }
+
+    /// <summary>The settings, with the texts checked to exist before any work.</summary>
+    /// <exception cref="UsageException">A text is missing.</exception>
+    public TextSettings Read(ParseResult parse, CommonSettings common)
+    {
+        int Sized(Option<int?> o, int normal, int tiny) => CommonOptions.Sized(parse, o, normal, tiny, common.Tiny);
+        var folder = common.Data ?? TextLab.DefaultDataFolder;
+        var books = parse.GetValue(_books)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        TextLab.CheckTexts(folder, books);
+        var width = Sized(_width, 32, 16);
+        return new TextSettings(folder, books, Sized(_pretrainSteps, 300, 5),
+            new TinyTransformerConfig(0, Sized(_context, 32, 16), width, Math.Max(1, width / 16), Sized(_layers, 2, 1)), Sized(_maxChars, 100_000, 600));
+    }
+}
 
 /// <summary>What both language-model samples share: loading the texts, pre-training the base, held-out losses.</summary>
 internal static class TextLab

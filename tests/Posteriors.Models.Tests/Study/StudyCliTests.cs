@@ -136,6 +136,23 @@ public class StudyCliTests
         Assert.That(text.ToString(), Does.Not.Contain("│"), "no borders");
     }
 
+    [Test]
+    public void AtomicWritesReplaceWholeFilesOrNothing()
+    {
+        Directory.CreateDirectory(_out);
+        var path = Path.Combine(_out, "results.csv");
+        Posteriors.Samples.AtomicFile.WriteAllText(path, "first");
+        Assert.Throws<IOException>(() => Posteriors.Samples.AtomicFile.Write(path, temp =>
+        {
+            File.WriteAllText(temp, "half");
+            throw new IOException("disk full");
+        }));
+        Assert.That(File.ReadAllText(path), Is.EqualTo("first"), "a failed write leaves the old file");
+        Assert.That(Directory.GetFiles(_out), Is.EqualTo(new[] { path }), "and no temporary file");
+        Posteriors.Samples.AtomicFile.WriteAllText(path, "second");
+        Assert.That(File.ReadAllText(path), Is.EqualTo("second"));
+    }
+
     // ------------------------------------------------------------------ child processes
 
     private static string CliDll()
