@@ -23,20 +23,6 @@ public class StudyCliTests
         if (Directory.Exists(_out)) Directory.Delete(_out, recursive: true);
     }
 
-    private static (IAnsiConsole Console, StringWriter Text) Recorder(int width = 200)
-    {
-        var text = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = width;
-        return (console, text);
-    }
-
     private string[] RunFolders() => Directory.Exists(_out)
         ? Directory.GetDirectories(_out).Where(d => Path.GetFileName(d) != "latest").Order().ToArray()
         : Array.Empty<string>();
@@ -62,7 +48,7 @@ public class StudyCliTests
     [TestCase("--resume", null, "--resume", "no earlier run")]
     public void BadInputIsOneLineNamingTheOptionAndTheValueWithExitCodeTwoBeforeAnyWork(string option, string? value, string name, string shown)
     {
-        var (console, text) = Recorder();
+        var (console, text) = TestConsole.Recorder();
         var error = new StringWriter();
         var args = new[] { "--synthetic" }.Concat(option == "--output" ? Array.Empty<string>() : new[] { "--output", _out }).Append(option).Concat(value is null ? Array.Empty<string>() : new[] { value }).ToArray();
         Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(2), error.ToString());
@@ -80,7 +66,7 @@ public class StudyCliTests
         var file = Path.Combine(_out, "results.csv");
         File.WriteAllText(file, "keep me");
         var error = new StringWriter();
-        Assert.That(CommandLine.Run(Tiny.Concat(new[] { "-o", file }).ToArray(), Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(CommandLine.Run(Tiny.Concat(new[] { "-o", file }).ToArray(), TestConsole.Recorder().Console, error), Is.EqualTo(2));
         Assert.That(error.ToString(), Does.Contain("--output").And.Contain("is a file"));
         Assert.That(File.ReadAllText(file), Is.EqualTo("keep me"));
     }
@@ -89,12 +75,12 @@ public class StudyCliTests
     public void EveryRunGetsItsOwnFolderSoNothingIsReplaced()
     {
         var args = Tiny.Concat(new[] { "--methods", "map", "ensemble", "-o", _out }).ToArray();
-        Assert.That(CommandLine.Run(args, Recorder().Console), Is.EqualTo(0));
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console), Is.EqualTo(0));
         var first = Latest;
         var firstCsv = File.ReadAllText(Path.Combine(first, "results.csv"));
         Assert.That(Directory.GetFiles(first, "*.png"), Has.Length.EqualTo(3));
 
-        Assert.That(CommandLine.Run(args.Append("--no-plots").ToArray(), Recorder().Console), Is.EqualTo(0));
+        Assert.That(CommandLine.Run(args.Append("--no-plots").ToArray(), TestConsole.Recorder().Console), Is.EqualTo(0));
         Assert.That(RunFolders(), Has.Length.EqualTo(2));
         var second = Latest;
         Assert.That(second, Is.Not.EqualTo(first), "latest points at the new run");
@@ -108,23 +94,23 @@ public class StudyCliTests
     public void AResumedFinishedRunReadsItsResultsBackAndRefusesOtherSettings()
     {
         var args = Tiny.Concat(new[] { "--methods", "map", "-o", _out }).ToArray();
-        Assert.That(CommandLine.Run(args, Recorder().Console), Is.EqualTo(0));
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console), Is.EqualTo(0));
         var csv = File.ReadAllText(Path.Combine(Latest, "results.csv"));
-        var (console, text) = Recorder();
+        var (console, text) = TestConsole.Recorder();
         Assert.That(CommandLine.Run(args.Append("--resume").ToArray(), console), Is.EqualTo(0));
         Assert.That(text.ToString(), Does.Contain("1 of 1 runs finished earlier"));
         Assert.That(File.ReadAllText(Path.Combine(Latest, "results.csv")), Is.EqualTo(csv), "read back, not retrained (same seconds column)");
         Assert.That(RunFolders(), Has.Length.EqualTo(1));
 
         var error = new StringWriter();
-        Assert.That(CommandLine.Run(args.Concat(new[] { "--resume", "--epochs", "3" }).ToArray(), Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(CommandLine.Run(args.Concat(new[] { "--resume", "--epochs", "3" }).ToArray(), TestConsole.Recorder().Console, error), Is.EqualTo(2));
         Assert.That(error.ToString(), Does.Contain("--resume").And.Contain("Epochs 2 (now 3)"));
     }
 
     [Test]
     public void ATableTooWideForTheConsoleIsPrintedPlainWithoutSplittingNumbers()
     {
-        var (console, text) = Recorder(width: 60);
+        var (console, text) = TestConsole.Recorder(width: 60);
         Assert.That(CommandLine.Run(Tiny.Concat(new[] { "--methods", "map", "--no-plots", "-o", _out }).ToArray(), console), Is.EqualTo(0));
         var lines = text.ToString().Split('\n');
         var header = lines.Single(l => l.StartsWith("method ", StringComparison.Ordinal));
@@ -258,6 +244,11 @@ public class StudyCliTests
             Assert.That(Comparable(Path.Combine(killed, "latest", "runs", name!)), Is.EqualTo(Comparable(Path.Combine(whole, "latest", "runs", name!))), name);
     }
 
+    private const int SigInt = 2;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     [Test]
     public void CtrlCStopsAtACheckpointWritesThePartialTableAndSaysHowToResume()
     {
@@ -265,8 +256,7 @@ public class StudyCliTests
         using var child = new Child(args);
         var map = Path.Combine(_out, "latest", "runs", "map-seed0.json");
         Assert.That(WaitFor(() => File.Exists(map), child), Is.True, "the MAP run finished before the study ended");
-        using (var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-INT", child.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) } })!)
-            kill.WaitForExit();
+        Assert.That(Kill(child.Id, SigInt), Is.EqualTo(0), "SIGINT sent");
         var (code, output) = child.Wait();
         Assert.That(code, Is.EqualTo(130), output);
         Assert.That(output, Does.Contain("Resume with: ./scripts/run.sh").And.Contain("--resume"));

@@ -7,25 +7,11 @@ namespace Posteriors.Models.Tests.Study;
 [NonParallelizable]
 public class StudySmokeTests
 {
-    private static (IAnsiConsole Console, StringWriter Text) Recorder()
-    {
-        var text = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = 200;
-        return (console, text);
-    }
-
     [Test]
     public void TinyStudyWritesTableCsvJsonAndPlots()
     {
         var output = Path.Combine(Path.GetTempPath(), "posteriors-study-" + Guid.NewGuid().ToString("N"));
-        var (console, text) = Recorder();
+        var (console, text) = TestConsole.Recorder();
         // System.CommandLine reports an unhandled exception on stderr and returns 1: keep it for the failure message.
         var previousError = Console.Error;
         var errors = new StringWriter();
