@@ -64,7 +64,7 @@ internal sealed partial class CommonOptions
         });
         Threads = AtLeast(new Option<int>("--threads")
         {
-            Description = $"Torch CPU threads. Default: the number of cores ({Environment.ProcessorCount} here).",
+            Description = "Torch CPU threads (default: the number of cores).",
             DefaultValueFactory = _ => Environment.ProcessorCount,
         }, 1);
         Resume = new Option<bool>("--resume")
@@ -190,7 +190,7 @@ internal sealed partial class CommonOptions
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            error(parse.Errors[0].Message + (parse.Errors.Count > 1 ? $" ({parse.Errors.Count - 1} more error{(parse.Errors.Count > 2 ? "s" : "")}; see --help)" : ""));
+            error(Readable(parse.Errors[0].Message) + (parse.Errors.Count > 1 ? $" ({parse.Errors.Count - 1} more error{(parse.Errors.Count > 2 ? "s" : "")}; see --help)" : ""));
             return UsageExitCode;
         }
         try
@@ -204,6 +204,17 @@ internal sealed partial class CommonOptions
             return UsageExitCode;
         }
     }
+
+    /// <summary>"… as expected type 'System.Nullable`1[System.Int32]'." read as "… as an integer.".</summary>
+    private static string Readable(string message) => TypeName().Replace(message, m => m.Groups[1].Value switch
+    {
+        "Int32" or "Int64" => "as an integer",
+        "Double" or "Single" => "as a number",
+        var other => $"as {other}",
+    });
+
+    [GeneratedRegex(@"as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'")]
+    private static partial Regex TypeName();
 
     /// <summary>The option's value, or default when it did not parse (the parser reports that error itself).</summary>
     public static T? Value<T>(OptionResult result)

@@ -30,7 +30,8 @@ public class StudyCliTests
     private string Latest => new DirectoryInfo(Path.Combine(_out, "latest")).ResolveLinkTarget(true)!.FullName;
 
     [TestCase("--epochs", "0", "--epochs", "0")]
-    [TestCase("--epochs", "abc", "--epochs", "'abc'")]
+    [TestCase("--epochs", "abc", "--epochs", "'abc' for option '--epochs' as an integer")]
+    [TestCase("--sgd-lr", "fast", "--sgd-lr", "'fast' for option '--sgd-lr' as a number")]
     [TestCase("-k", "0", "--members", "0")]
     [TestCase("--threads", "0", "--threads", "0")]
     [TestCase("--threads", "-4", "--threads", "-4")]
