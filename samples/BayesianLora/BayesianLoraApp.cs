@@ -39,7 +39,7 @@ public static class BayesianLoraApp
         var layers = o.Int("layers", tiny ? 1 : 2, "transformer blocks");
         var context = o.Int("context", tiny ? 16 : 32, "characters per window (and per statement)");
         var maxChars = o.Int("max-chars", tiny ? 600 : 100_000, "characters read per text");
-        var lr = o.Double("lr", 0.05, "SGD-equivalent learning rate η of the SGHMC members (REFERENCE §2 mapping)");
+        var lr = o.Double("lr", 0.05, "SGD-equivalent learning rate η of the SGHMC members (docs/ALGORITHMS.md §2.6 mapping)");
         var momentum = o.Double("momentum", 0.9, "SGD-equivalent momentum μ of the SGHMC members");
         var viLr = o.Double("vi-lr", 1e-2, "Adam learning rate of diagonal VI");
         if (o.Has("help")) { Console.WriteLine("BayesianLora options:\n" + o.Help()); return 0; }
@@ -62,7 +62,7 @@ public static class BayesianLoraApp
         const int batchSize = 16;
 
         if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Option --momentum must be in [0, 1).");
-        // torch SGD(η, μ, dampening 0) ≡ SGHMC at T = 0 with ε = 1, σ = η^(−1/2), α = (1 − μ)/η (REFERENCE §2).
+        // torch SGD(η, μ, dampening 0) ≡ SGHMC at T = 0 with ε = 1, σ = η^(−1/2), α = (1 − μ)/η (docs/ALGORITHMS.md §2.6).
         var (epsilon, sigma, alpha) = (1.0, 1 / Math.Sqrt(lr), (1 - momentum) / lr);
         LogPosterior<Tensor> perMember = CharLanguageModel.LogPosterior(model, n, StandardNormal);
         var methods = new List<(string Name, Func<ParameterTree, Action, string, IReadOnlyList<ParameterTree>> Train)>
@@ -73,7 +73,7 @@ public static class BayesianLoraApp
                 RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
             ("diagonal VI", (template, onStep, checkpoint) =>
             {
-                // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
+                // T = 1/N: the log posterior is batch-normalised (docs/ALGORITHMS.md §1), so this targets the Bayesian posterior.
                 var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), temperature: 1.0 / n, initLogSd: -3);
                 DiagViState state;
                 if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);

@@ -177,7 +177,7 @@ internal sealed class SequentialVi(SplitFashionMnist.Settings settings, nn.Modul
         var priorMean = _mean.Clone();
         var priorSd = _sd.Clone();
         var logPosterior = SplitFashionMnist.LogPosterior(mlp, task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
-        // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
+        // T = 1/N: the log posterior is batch-normalised (docs/ALGORITHMS.md §1), so this targets the Bayesian posterior.
         var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), temperature: 1.0 / task.TrainCount, initLogSd: -3);
         var state = vi.Init(_mean, seed: task.Index + 1);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))

@@ -85,7 +85,7 @@ public static class Cli
         var widths = new Option<string?>("--widths") { Description = "CNN widths conv1,conv2,dense. Default: 16,32,64 (quick), 32,64,128 (--full)." };
         var sgdLr = new Option<double>("--sgd-lr")
         {
-            Description = $"Learning rate of the momentum SGD that SGHMC reduces to at T = 0 (sets its σ and α, REFERENCE §2). Default: {Study.Methods.SghmcSettings.DefaultSgdLr}.",
+            Description = $"Learning rate of the momentum SGD that SGHMC reduces to at T = 0 (sets its σ and α, docs/ALGORITHMS.md §2.6). Default: {Study.Methods.SghmcSettings.DefaultSgdLr}.",
         };
         var laplaceLayers = new Option<string>("--laplace-layers")
         {

@@ -17,7 +17,7 @@ public interface IAlgorithmState
 }
 
 /// <summary>
-/// The one shape of every algorithm (REFERENCE.md): built from a log posterior and hyperparameters, then
+/// The one shape of every algorithm (docs/ALGORITHMS.md): built from a log posterior and hyperparameters, then
 /// <see cref="Init"/> on parameters and <see cref="Update"/> once per mini-batch.
 /// </summary>
 /// <typeparam name="TState">The algorithm's state.</typeparam>

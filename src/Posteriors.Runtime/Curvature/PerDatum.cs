@@ -6,7 +6,7 @@ namespace Posteriors.Curvature;
 
 /// <summary>
 /// A log density with one value per datum: returns a 1-D tensor of length B whose mean over the batch is the
-/// batch-normalised log posterior of REFERENCE §1, i.e. entry i is log p(yᵢ | xᵢ, θ) + log p(θ) / N (or just the
+/// batch-normalised log posterior of docs/ALGORITHMS.md §1, i.e. entry i is log p(yᵢ | xᵢ, θ) + log p(θ) / N (or just the
 /// log-likelihood, for curvature that leaves the prior to an initial precision). Per-sample gradients, empirical
 /// Fisher matrices and the extended Kalman filter need this per-datum form; the model DSL's likelihood method
 /// already produces it.

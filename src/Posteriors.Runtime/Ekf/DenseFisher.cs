@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Ekf;
 
 /// <summary>
-/// An extended Kalman filter with a dense empirical Fisher (REFERENCE §5): per batch, with transition covariance
+/// An extended Kalman filter with a dense empirical Fisher (docs/ALGORITHMS.md §5): per batch, with transition covariance
 /// Q = s² I, P_pred = (Σ + Q)⁻¹, P' = P_pred + lr · F with F = (1/B) Σᵢ gᵢ gᵢᵀ, Σ' = P'⁻¹ and μ' = μ + lr Σ' ḡ.
 /// </summary>
 /// <remarks>

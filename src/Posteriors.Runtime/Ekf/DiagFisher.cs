@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Ekf;
 
 /// <summary>
-/// An extended Kalman filter over the parameters with a diagonal empirical Fisher (REFERENCE §5), for online
+/// An extended Kalman filter over the parameters with a diagonal empirical Fisher (docs/ALGORITHMS.md §5), for online
 /// learning: per batch, with transition noise s,
 /// σ²_pred = σ² + s², prec' = 1/σ²_pred + lr · meanᵢ (∇ log pᵢ)², μ' = μ + lr · σ'² · meanᵢ ∇ log pᵢ.
 /// The precision increases with data; lr acts as the likelihood's inverse temperature.

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Ensembles;
 
 /// <summary>
-/// Deep ensembles as parallel SGHMC (REFERENCE §2): K chains from independent initialisations, each keeping its
+/// Deep ensembles as parallel SGHMC (docs/ALGORITHMS.md §2.7): K chains from independent initialisations, each keeping its
 /// final state. At T = 0 every member is a momentum-SGD run (a deep ensemble); at T = 1/N every member is,
 /// asymptotically in the run length, a posterior sample (the "unbiased deep ensemble"). The two differ in one number.
 /// </summary>
@@ -26,7 +26,7 @@ public static class Ensemble
 
     /// <summary>The unbiased deep ensemble: the same runs at T = 1/N, so every member samples the posterior.</summary>
     /// <param name="perMember">As for <see cref="Deep{TBatch}"/>.</param>
-    /// <param name="datasetSize">N, the number of training data (the log posterior is batch-normalised, REFERENCE §1).</param>
+    /// <param name="datasetSize">N, the number of training data (the log posterior is batch-normalised, docs/ALGORITHMS.md §1).</param>
     /// <param name="lr">SGHMC step size ε.</param>
     /// <param name="alpha">Friction α.</param>
     /// <param name="sigma">Momentum scale σ.</param>

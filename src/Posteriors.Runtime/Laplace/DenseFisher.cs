@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense empirical Fisher precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense empirical Fisher precision (docs/ALGORITHMS.md §4): each batch adds
 /// Σᵢ ∇θ log πᵢ ∇θ log πᵢᵀ over the selected parameters (P × P memory: restrict to a subset for large models).
 /// </summary>
 public static class DenseFisher

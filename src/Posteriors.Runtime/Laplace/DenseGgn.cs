@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense generalised Gauss–Newton precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense generalised Gauss–Newton precision (docs/ALGORITHMS.md §4): each batch adds
 /// Σᵢ Jᵢᵀ Hᵢ Jᵢ over the selected parameters. Only the likelihood enters; the prior is the initial precision.
 /// </summary>
 public static class DenseGgn

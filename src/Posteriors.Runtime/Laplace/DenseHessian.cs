@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense Hessian precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense Hessian precision (docs/ALGORITHMS.md §4): each batch adds
 /// rescale · (−∇²θ Σᵢ log πᵢ) + ε I over the selected parameters. Away from a mode the Hessian may be indefinite;
 /// ε and sampling's eigenvalue floor keep the approximation usable.
 /// </summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a diagonal empirical Fisher precision (REFERENCE §4): each batch adds Σᵢ (∇θ log πᵢ)²,
+/// Laplace approximation with a diagonal empirical Fisher precision (docs/ALGORITHMS.md §4): each batch adds Σᵢ (∇θ log πᵢ)²,
 /// the squared per-sample gradients of the per-datum log posterior, to the prior's precision. The parameters stay at
 /// the mode they were initialised at.
 /// </summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a diagonal generalised Gauss–Newton precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a diagonal generalised Gauss–Newton precision (docs/ALGORITHMS.md §4): each batch adds
 /// diag(Σᵢ Jᵢᵀ Hᵢ Jᵢ), Jᵢ the Jacobian of the model's outputs and Hᵢ the negative Hessian of the outer
 /// log-likelihood. Only the likelihood enters; the prior is the initial precision.
 /// </summary>

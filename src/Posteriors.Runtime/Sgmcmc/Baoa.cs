@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// BAOA splitting of underdamped Langevin dynamics (Leimkuhler &amp; Matthews), one gradient per step, REFERENCE §2,
+/// BAOA splitting of underdamped Langevin dynamics (Leimkuhler &amp; Matthews), one gradient per step, docs/ALGORITHMS.md §2.4,
 /// with γ = α σ⁻²:
 /// <code>
 /// m ← m + ε g(θ)                                    (B)

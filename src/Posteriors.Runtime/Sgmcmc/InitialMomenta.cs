@@ -22,7 +22,7 @@ public sealed class InitialMomenta
     /// <summary>Standard normal draws, from the stream of (seed, step −1), so they never coincide with step noise.</summary>
     public static InitialMomenta Random { get; } = new(null, null);
 
-    /// <summary>All zeros (REFERENCE §7 and the T = 0 correspondence with momentum SGD).</summary>
+    /// <summary>All zeros (docs/ALGORITHMS.md §7 and the T = 0 correspondence of §2.6 with momentum SGD).</summary>
     public static InitialMomenta Zero { get; } = new(null, 0.0);
 
     /// <summary>The same value for every element.</summary>

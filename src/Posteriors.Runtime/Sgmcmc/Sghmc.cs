@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Hamiltonian Monte Carlo (Chen et al., 2014), REFERENCE §2:
+/// Stochastic-gradient Hamiltonian Monte Carlo (Chen et al., 2014), docs/ALGORITHMS.md §2.2:
 /// <code>
 /// θ' = θ + ε σ⁻² m
 /// m' = m + ε g − ε σ⁻² α m + sqrt(T ε (2α − T ε β)) ξ

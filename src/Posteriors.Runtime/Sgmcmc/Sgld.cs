@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Langevin dynamics (Welling &amp; Teh, 2011), REFERENCE §2:
+/// Stochastic-gradient Langevin dynamics (Welling &amp; Teh, 2011), docs/ALGORITHMS.md §2.1:
 /// <code>θ' = θ + ε g + sqrt(T ε (2 − T ε β)) ξ</code>
 /// At T = 0 it is plain gradient ascent.
 /// </summary>

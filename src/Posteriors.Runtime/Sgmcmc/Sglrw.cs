@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient lattice random walk, REFERENCE §2: a discretisation of overdamped Langevin dynamics in which
+/// Stochastic-gradient lattice random walk, docs/ALGORITHMS.md §2.5: a discretisation of overdamped Langevin dynamics in which
 /// every element moves by +δ, −δ or 0, with δ = sqrt(2 T ε) and
 /// <code>
 /// p₊ = clamp((1 + ε g / δ) / 2, 0, 1),   p₋ = clamp((1 − ε g / δ) / 2, 0, 1),   p₀ = 1 − p₊ − p₋

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Nosé–Hoover thermostat (Ding et al., 2014), REFERENCE §2. Right-hand sides use old values:
+/// Stochastic-gradient Nosé–Hoover thermostat (Ding et al., 2014), docs/ALGORITHMS.md §2.3. Right-hand sides use old values:
 /// <code>
 /// θ' = θ + ε σ⁻² m
 /// m' = m + ε g − ε σ⁻² ζ m + sqrt(T ε (2α − T ε β)) ξ

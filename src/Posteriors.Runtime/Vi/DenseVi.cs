@@ -9,7 +9,7 @@ namespace Posteriors.Vi;
 
 /// <summary>
 /// Variational inference with a dense Gaussian q = N(μ, L Lᵀ) over all parameters flattened in the tree's order
-/// (REFERENCE §3): any TorchSharp optimizer minimises NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + L ξ_s,
+/// (docs/ALGORITHMS.md §3): any TorchSharp optimizer minimises NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + L ξ_s,
 /// over μ and the lower-triangular L, stored packed row by row (<see cref="LowerTriangular"/>).
 /// </summary>
 /// <remarks>

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Vi;
 
 /// <summary>
-/// Variational inference with a diagonal Gaussian q = N(μ, diag(σ²)) (REFERENCE §3): any TorchSharp optimizer
+/// Variational inference with a diagonal Gaussian q = N(μ, diag(σ²)) (docs/ALGORITHMS.md §3): any TorchSharp optimizer
 /// minimises NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + σ ξ_s, over μ and log σ.
 /// </summary>
 /// <remarks>

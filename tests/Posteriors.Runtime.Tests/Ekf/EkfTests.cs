@@ -27,7 +27,7 @@ public class EkfTests
     [Test]
     public void BothFiltersConvergeToTheTargetMeanAndTheDenseCovarianceStaysPositiveDefinite()
     {
-        // REFERENCE §7: a 3-D Gaussian log-likelihood log N(target; θ, I), lr 0.1, 1,000 steps. The problem is noise-free,
+        // docs/ALGORITHMS.md §7: a 3-D Gaussian log-likelihood log N(target; θ, I), lr 0.1, 1,000 steps. The problem is noise-free,
         // so the filters must reach the target itself; the dense precision must stay positive definite at every step
         // (subtracting lr·F, as the Python reference does, breaks this).
         var diag = Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: 0.1);

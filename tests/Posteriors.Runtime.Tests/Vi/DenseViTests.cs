@@ -13,7 +13,7 @@ public class DenseViTests
     [TestCase(false)]
     public void ConvergesToACorrelatedGaussianTarget(bool stickingTheLanding)
     {
-        // REFERENCE §7: 1,000 Adam steps at 1e-2 with 2 samples; means and L Lᵀ within 0.5.
+        // docs/ALGORITHMS.md §7: 1,000 Adam steps at 1e-2 with 2 samples; means and L Lᵀ within 0.5.
         var (logPosterior, mean, covariance, init) = ViTestTargets.Dense();
         var vi = DenseVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2), samples: 2, stickingTheLanding: stickingTheLanding);
         var state = vi.Run(vi.Init(init, seed: 6), Enumerable.Repeat(0, 1000));

@@ -7,7 +7,7 @@ namespace Posteriors.Cli.Study.Methods;
 /// <summary>
 /// SGHMC settings shared by the study's samplers: the T = 0 limit is torch SGD with learning rate η
 /// (<see cref="StudyOptions.SgdLr"/>, default <see cref="DefaultSgdLr"/>) and momentum μ = 0.9 (dampening 0), mapped as in
-/// REFERENCE §2: ε = 1, σ = η^(−1/2), α = (1 − μ)/η.
+/// docs/ALGORITHMS.md §2.6: ε = 1, σ = η^(−1/2), α = (1 − μ)/η.
 /// </summary>
 public sealed record SghmcSettings(double SgdLr)
 {
