@@ -1,3 +1,4 @@
+using Posteriors.Optim;
 using System.Diagnostics;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
@@ -74,7 +75,7 @@ public static class BayesianLoraApp
             ("diagonal VI", (template, onStep, checkpoint) =>
             {
                 // T = 1/N: the log posterior is batch-normalised (docs/ALGORITHMS.md §1), so this targets the Bayesian posterior.
-                var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), temperature: 1.0 / n, initLogSd: -3);
+                var vi = DiagVi.Build(perMember, Optimizer.Adam(lr: viLr), temperature: 1.0 / n, initLogSd: -3);
                 DiagViState state;
                 if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);
                 else

@@ -43,7 +43,7 @@ public sealed class DiagFisher<TBatch> : ITransform<DiagLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DiagLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDiag(nameof(DiagFisher), parameters, _subset, _initPrecision);
+    public DiagLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDiag(nameof(DiagFisher), parameters, _subset, _initPrecision);
 
     /// <summary>Adds the batch's squared per-sample gradients to the precision.</summary>
     public DiagLaplaceState Update(DiagLaplaceState state, TBatch batch, bool inplace = false)
@@ -53,7 +53,7 @@ public sealed class DiagFisher<TBatch> : ITransform<DiagLaplaceState, TBatch>
         return LaplaceCore.UpdateDiag(state, names =>
         {
             var factors = PerSampleGradients.Factor(_logPosterior, state.Params, batch, names, _module);
-            return (factors.SumOfSquares(), factors.Values.mean());
+            return (factors.SumOfSquares(), factors.Values.mean(), factors.Aux);
         }, inplace);
     }
 }

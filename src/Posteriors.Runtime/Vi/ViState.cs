@@ -1,62 +1,107 @@
 using Posteriors.Serialization;
 using Posteriors.Trees;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Posteriors.Vi;
 
 /// <summary>
-/// What every Gaussian VI state holds besides its scale parameters: the mean μ, the optimizer over all variational
-/// parameters, the step, the seed of the reparameterisation noise, and the last log posterior and NELBO.
+/// What every Gaussian VI state holds besides its scale parameters: the mean μ (<see cref="AlgorithmState.Params"/>),
+/// the step, the seed of the reparameterisation noise, the last log posterior and NELBO, and the optimizer's moments
+/// (fields "&lt;field&gt;.&lt;moment&gt;", e.g. "params.exp_avg").
 /// </summary>
-public abstract class ViState : IAlgorithmState
+public abstract class ViState : AlgorithmState
 {
-    /// <summary>Creates the common part of a state.</summary>
-    private protected ViState(ParameterTree mean, optim.Optimizer? optimizer, byte[]? pendingOptimizerState,
-        long step, long seed, Tensor logPosterior, Tensor nelbo)
-    {
-        Params = mean;
-        Optimizer = optimizer;
-        PendingOptimizerState = pendingOptimizerState;
-        Step = step;
-        Seed = seed;
-        LogPosterior = logPosterior;
-        Nelbo = nelbo;
-    }
-
-    /// <summary>The variational mean μ (TorchSharp Parameters the optimizer updates).</summary>
-    public ParameterTree Params { get; }
-
-    /// <summary>The optimizer; <c>null</c> for a loaded state until its first update recreates it.</summary>
-    public optim.Optimizer? Optimizer { get; internal set; }
-
-    internal byte[]? PendingOptimizerState { get; set; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
+    private protected ViState(StateRecord fields) : base(fields) { }
 
     /// <summary>The seed of the reparameterisation noise (step t uses the stream (seed, t)).</summary>
-    public long Seed { get; }
-
-    /// <summary>mean_s log π(θ_s) at the last update.</summary>
-    public Tensor LogPosterior { get; internal set; }
+    public long Seed => Fields.GetLong(SeedField);
 
     /// <summary>The NELBO estimate at the last update (NaN before the first).</summary>
-    public Tensor Nelbo { get; internal set; }
+    public Tensor Nelbo => Fields.GetTensor("nelbo");
 
-    /// <summary>Writes the fields every VI state has.</summary>
-    private protected void WriteCommon(StateRecord record)
+    /// <summary>The fields of a new VI state: μ, the seed and a NaN NELBO; the caller adds the scale and the moments.</summary>
+    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree mean, long seed)
     {
-        record.Set("mean", Params);
-        record.Set("step", Step);
-        record.Set("seed", Seed);
-        record.Set("logPosterior", LogPosterior);
-        record.Set("nelbo", Nelbo);
-        record.Set("optimizer", tensor(ViOptimizer.Save(Optimizer, PendingOptimizerState), dtype: ScalarType.Byte));
+        var fields = AlgorithmState.NewFields(kind, kindVersion, mean);
+        fields.Set(SeedField, seed);
+        fields.Set("nelbo", TransformExtensions.NotYetEvaluated(mean).DetachFromDisposeScope());
+        return fields;
     }
 
-    /// <summary>Reads back what <see cref="WriteCommon"/> wrote: mean (as Parameters), optimizer bytes, step, seed, log posterior, NELBO.</summary>
-    private protected static (ParameterTree Mean, byte[] Optimizer, long Step, long Seed, Tensor LogPosterior, Tensor Nelbo) ReadCommon(StateRecord record) =>
-        (ViOptimizer.AsParameters(record.GetTree("mean")), record.GetTensor("optimizer").bytes.ToArray(), record.GetLong("step"),
-            record.GetLong("seed"), record.GetTensor("logPosterior"), record.GetTensor("nelbo"));
+    /// <summary>
+    /// A loaded record in the current layout. Version 1 spelled μ "mean" and the log density "logPosterior", and kept a
+    /// TorchSharp optimizer's saved bytes ("optimizer"); those of Adam and SGD become the moment fields of
+    /// <see cref="Optim.Optimizer"/> (the optimised fields in the order they were handed to the optimizer).
+    /// </summary>
+    internal static StateRecord Upgrade(StateRecord record, params string[] optimised)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        RenameVersion1Fields(record);
+        if (record.KindVersion < 2 && record.Has("optimizer"))
+        {
+            ConvertTorchOptimizer(record, record.GetTensor("optimizer").bytes.ToArray(), optimised);
+            record.Remove("optimizer");
+        }
+        return Checked(record, (SeedField, typeof(long)), ("nelbo", typeof(Tensor)));
+    }
+
+    private static void ConvertTorchOptimizer(StateRecord record, byte[] bytes, string[] optimised)
+    {
+        if (bytes.Length == 0) return;
+        string name;
+        using (var peek = new BinaryReader(new MemoryStream(bytes))) name = peek.ReadString();
+        var leaves = optimised.SelectMany(f => LeavesOf(record, f)).ToList();
+        var parameters = leaves.Select(t => new Parameter(zeros_like(t), requires_grad: true)).ToList();
+        using var optimizer = name switch
+        {
+            "Adam" => (OptimizerHelper)optim.Adam(parameters),
+            "SGD" => optim.SGD(parameters, 0.1, momentum: 0.5),
+            _ => throw new InvalidDataException(
+                $"The saved {record.Kind} state (version 1) holds the state of a TorchSharp {name} optimizer; only Adam and SGD states convert to this version's moments."),
+        };
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(bytes));
+            optimizer.load_state_dict(reader);
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            throw new InvalidDataException($"The {name} optimizer state of the saved {record.Kind} state (version 1) could not be read: {e.Message}", e);
+        }
+        var states = optimizer.state_dict().State;
+        var offset = 0;
+        foreach (var field in optimised)
+        {
+            var count = LeavesOf(record, field).Count;
+            var slice = states.Skip(offset).Take(count).ToList();
+            offset += count;
+            if (slice.All(st => st is Adam.State))
+            {
+                SetMoment(record, field, "exp_avg", slice.Cast<Adam.State>().Select(st => st.exp_avg));
+                SetMoment(record, field, "exp_avg_sq", slice.Cast<Adam.State>().Select(st => st.exp_avg_sq));
+            }
+            else if (slice.All(st => st is SGD.State { momentum_buffer: not null }))
+                SetMoment(record, field, "momentum_buffer", slice.Cast<SGD.State>().Select(st => st.momentum_buffer));
+        }
+    }
+
+    private static IReadOnlyList<Tensor> LeavesOf(StateRecord record, string field)
+    {
+        try { return record.GetTree(field).Leaves; }
+        catch (InvalidDataException) { return new[] { record.GetTensor(field) }; }
+    }
+
+    private static void SetMoment(StateRecord record, string field, string moment, IEnumerable<Tensor> values)
+    {
+        var copies = values.Select(t => t.detach().clone().DetachFromDisposeScope()).ToList();
+        var name = Optim.Optimizer.MomentField(field, moment);
+        try
+        {
+            var tree = record.GetTree(field);
+            record.Set(name, new ParameterTree(tree.Names.Zip(copies, (n, t) => new KeyValuePair<string, Tensor>(n, t))));
+        }
+        catch (InvalidDataException) { record.Set(name, copies[0]); }
+    }
 }

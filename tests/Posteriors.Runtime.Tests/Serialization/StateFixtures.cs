@@ -41,11 +41,11 @@ internal static class StateFixtures
 
     public static DiagLaplaceState DiagLaplace() { var t = Posteriors.Laplace.DiagFisher.Build(PerDatum, 0.5, subset: new[] { "w" }); return Run(t, t.Init(Start())); }
     public static DenseLaplaceState DenseLaplace() { var t = Posteriors.Laplace.DenseFisher.Build(PerDatum, 0.5); return Run(t, t.Init(Start())); }
-    public static DiagEkfState DiagEkf() { var t = Posteriors.Ekf.DiagFisher.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
-    public static DenseEkfState DenseEkf() { var t = Posteriors.Ekf.DenseFisher.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
+    public static DiagEkfState DiagEkf() { var t = Posteriors.Ekf.DiagEkf.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
+    public static DenseEkfState DenseEkf() { var t = Posteriors.Ekf.DenseEkf.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
 
-    public static DiagViState DiagVi() { var t = Posteriors.Vi.DiagVi.Build(Gaussian, ps => optim.Adam(ps, lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
-    public static DenseViState DenseVi() { var t = Posteriors.Vi.DenseVi.Build(Gaussian, ps => optim.Adam(ps, lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
+    public static DiagViState DiagVi() { var t = Posteriors.Vi.DiagVi.Build(Gaussian, Optimizer.Adam(lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
+    public static DenseViState DenseVi() { var t = Posteriors.Vi.DenseVi.Build(Gaussian, Optimizer.Adam(lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
     public static TorchOptimState TorchOptim() { var t = Posteriors.Optim.TorchOptim.Build(Gaussian, ps => optim.Adam(ps, lr: 0.05)); return Run(t, t.Init(Start())); }
 
     public static LaplacePrior LaplacePrior() => new(Start(), Start().Map(t => t.abs() + 0.5), 2.0);

@@ -23,7 +23,8 @@ internal sealed class Runner<TState>(ITransform<TState, object?> transform, Func
     public SgmcmcState Update(SgmcmcState state, bool inplace) => transform.Update((TState)state, null, inplace);
     public void Save(string path, SgmcmcState state) => StateFile.Save(path, (TState)state);
     public SgmcmcState Load(string path) => StateFile.Load<TState>(path);
-    public IEnumerable<Tensor> Tensors(SgmcmcState state) => state.Tensors.Append(state.LogPosterior);
+    public IEnumerable<Tensor> Tensors(SgmcmcState state) =>
+        state.Fields.Fields.SelectMany(f => f.Value switch { Tensor t => new[] { t }, ParameterTree tree => tree.Leaves, _ => Array.Empty<Tensor>() });
 }
 
 /// <summary>The samplers with docs/ALGORITHMS.md §7's hyperparameters (SGLD ε = 1e-2; SGHMC/SGNHT/BAOA ε = 0.1, α = 10, σ = √10, m₀ = 0).</summary>
