@@ -30,6 +30,7 @@ public class StateFixtureTests
         [DiagViState.Kind] = Entry(StateFixtures.DiagVi),
         [DenseViState.Kind] = Entry(StateFixtures.DenseVi),
         [TorchOptimState.Kind] = Entry(StateFixtures.TorchOptim),
+        [MapState.Kind] = Entry(StateFixtures.Map),
         [LaplacePrior.Kind] = Entry(StateFixtures.LaplacePrior),
     };
 
@@ -53,6 +54,19 @@ public class StateFixtureTests
         Assert.That(Kinds.ContainsKey(kind), Is.True, $"No recipe for kind '{kind}'.");
         var (load, expected) = Kinds[kind];
         AssertSameFields(load(Path.Combine(Fixtures, file)), expected());
+    }
+
+    [Test]
+    public void EveryPersistentKindOfTheRuntimeHasAUniqueNameAndARecipe()
+    {
+        var kinds = typeof(StateFile).Assembly.GetTypes()
+            .Where(t => !t.IsAbstract && t.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IPersistentState<>)))
+            .Select(t => (Type: t, Kind: (string)t.GetProperty("Kind", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)!.GetValue(null)!))
+            .ToList();
+        Assert.That(kinds, Has.Count.GreaterThanOrEqualTo(14));
+        var repeated = kinds.GroupBy(k => k.Kind).Where(g => g.Count() > 1).Select(g => $"{g.Key}: {string.Join(", ", g.Select(k => k.Type.Name))}");
+        Assert.That(repeated, Is.Empty, "Kind names used by more than one state type");
+        Assert.That(kinds.Select(k => k.Kind).Where(k => !Kinds.ContainsKey(k)), Is.Empty, "kinds without a fixture recipe");
     }
 
     [Test]

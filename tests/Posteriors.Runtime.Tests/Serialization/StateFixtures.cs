@@ -46,6 +46,7 @@ internal static class StateFixtures
 
     public static DiagViState DiagVi() { var t = Posteriors.Vi.DiagVi.Build(Gaussian, Optimizer.Adam(lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
     public static DenseViState DenseVi() { var t = Posteriors.Vi.DenseVi.Build(Gaussian, Optimizer.Adam(lr: 0.05), temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
+    public static MapState Map() { var t = Posteriors.Optim.Map.Build(Gaussian, Optimizer.Sgd(0.05, momentum: 0.9, dampening: 0.1)); return Run(t, t.Init(Start())); }
     public static TorchOptimState TorchOptim() { var t = Posteriors.Optim.TorchOptim.Build(Gaussian, ps => optim.Adam(ps, lr: 0.05)); return Run(t, t.Init(Start())); }
 
     public static LaplacePrior LaplacePrior() => new(Start(), Start().Map(t => t.abs() + 0.5), 2.0);
@@ -55,7 +56,7 @@ internal static class StateFixtures
     {
         Write(directory, Sgld()); Write(directory, Sghmc()); Write(directory, Sgnht()); Write(directory, Baoa()); Write(directory, Sglrw());
         Write(directory, DiagLaplace()); Write(directory, DenseLaplace()); Write(directory, DiagEkf()); Write(directory, DenseEkf());
-        Write(directory, DiagVi()); Write(directory, DenseVi()); Write(directory, TorchOptim()); Write(directory, LaplacePrior());
+        Write(directory, DiagVi()); Write(directory, DenseVi()); Write(directory, TorchOptim()); Write(directory, Map()); Write(directory, LaplacePrior());
     }
 
     private static void Write<TState>(string directory, TState state) where TState : IPersistentState<TState> =>
