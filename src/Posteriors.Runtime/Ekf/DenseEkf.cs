@@ -26,12 +26,8 @@ public static class DenseEkf
     /// <param name="module">The module the log-likelihood evaluates through, if any (nn.Linear fast path).</param>
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
     public static DenseEkf<TBatch> Build<TBatch>(PerDatumLogDensity<TBatch> logLikelihood, Schedule lr, double transitionSd = 0,
-        double initSd = 1, nn.Module? module = null)
-    {
-        ArgumentNullException.ThrowIfNull(lr);
-        return new(logLikelihood, lr.Validated(nameof(lr), positive: true), Check.NonNegative(transitionSd, nameof(transitionSd)),
-            Check.Positive(initSd, nameof(initSd)), module);
-    }
+        double initSd = 1, nn.Module? module = null) =>
+        new(logLikelihood, lr, transitionSd, initSd, module);
 
     /// <summary><paramref name="count"/> draws from N(μ, P⁻¹), every leaf with a leading dimension <paramref name="count"/>.</summary>
     public static ParameterTree Sample(DenseEkfState state, long count, long seed = 0)
@@ -107,45 +103,30 @@ public sealed class DenseEkfState : AlgorithmState, IPersistentState<DenseEkfSta
 }
 
 /// <summary>The dense empirical Fisher EKF. See <see cref="DenseEkf"/>.</summary>
-public sealed class DenseEkf<TBatch> : ITransform<DenseEkfState, TBatch>
+public sealed class DenseEkf<TBatch> : EkfTransform<TBatch>, ITransform<DenseEkfState, TBatch>
 {
-    private readonly PerDatumLogDensity<TBatch> _logLikelihood;
-    private readonly Schedule _lr;
-    private readonly double _transitionSd;
-    private readonly double _initSd;
-    private readonly nn.Module? _module;
-
     internal DenseEkf(PerDatumLogDensity<TBatch> logLikelihood, Schedule lr, double transitionSd, double initSd, nn.Module? module)
-    {
-        _logLikelihood = logLikelihood ?? throw new ArgumentNullException(nameof(logLikelihood));
-        (_lr, _transitionSd, _initSd, _module) = (lr, transitionSd, initSd, module);
-    }
+        : base(logLikelihood, lr, transitionSd, initSd, module) { }
 
     /// <inheritdoc />
     public DenseEkfState Init(ParameterTree parameters, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var precision = eye(parameters.NumberOfElements, dtype: parameters.ScalarType, device: parameters.Device) * (1 / (_initSd * _initSd));
+        var precision = eye(parameters.NumberOfElements, dtype: parameters.ScalarType, device: parameters.Device) * (1 / (InitSd * InitSd));
         return DenseEkfState.New(parameters, precision.DetachFromDisposeScope());
     }
 
     /// <summary>One predict–update step on <paramref name="batch"/>.</summary>
     public DenseEkfState Update(DenseEkfState state, TBatch batch, bool inplace = false)
     {
-        ArgumentNullException.ThrowIfNull(state);
-        var lr = _lr.At(state.Step, "lr", positive: true);
         using var scope = NewDisposeScope();
-        var factors = PerSampleGradients.Factor(_logLikelihood, state.Params, batch, null, _module);
-        var b = factors.Values.shape[0];
-        var value = factors.Values.mean();
-        var meanGrad = factors.Sum().Multiply(1.0 / b);
-        NonFiniteException.ThrowIfNotFinite(state.Step, value, meanGrad);
+        var (lr, factors, b, value, meanGrad) = Observe(state, batch);
         var g = cat(factors.Materialize().Leaves.Select(t => t.reshape(b, -1)).ToArray(), 1);
         var fisher = g.t().mm(g) / b;
-        var predicted = _transitionSd == 0
+        var predicted = TransitionSd == 0
             ? state.Precision                                                                    // P_pred = P when Q = 0
             : DenseEkf.SpdInverse(DenseEkf.SpdInverse(state.Precision, "precision", state.Step)
-                + eye(fisher.shape[0], dtype: fisher.dtype, device: fisher.device) * (_transitionSd * _transitionSd), "predicted covariance", state.Step);
+                + eye(fisher.shape[0], dtype: fisher.dtype, device: fisher.device) * (TransitionSd * TransitionSd), "predicted covariance", state.Step);
         var precision = predicted + lr * fisher;                                                 // P' = P_pred + lr F
         var l = DenseEkf.Cholesky(precision, "updated precision", state.Step);
         var step = cholesky_solve(meanGrad.Flatten().unsqueeze(1), l).squeeze(1) * lr;           // lr P'⁻¹ ḡ

@@ -22,12 +22,8 @@ public static class DiagEkf
     /// <param name="module">The module the log-likelihood evaluates through, if any (nn.Linear fast path).</param>
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
     public static DiagEkf<TBatch> Build<TBatch>(PerDatumLogDensity<TBatch> logLikelihood, Schedule lr, double transitionSd = 0,
-        double initSd = 1, nn.Module? module = null)
-    {
-        ArgumentNullException.ThrowIfNull(lr);
-        return new(logLikelihood, lr.Validated(nameof(lr), positive: true), Check.NonNegative(transitionSd, nameof(transitionSd)),
-            Check.Positive(initSd, nameof(initSd)), module);
-    }
+        double initSd = 1, nn.Module? module = null) =>
+        new(logLikelihood, lr, transitionSd, initSd, module);
 
     /// <summary><paramref name="count"/> draws from N(μ, diag(σ²)), every leaf with a leading dimension <paramref name="count"/>.</summary>
     public static ParameterTree Sample(DiagEkfState state, long count, long seed = 0)
@@ -67,43 +63,28 @@ public sealed class DiagEkfState : AlgorithmState, IPersistentState<DiagEkfState
 }
 
 /// <summary>The diagonal empirical Fisher EKF. See <see cref="DiagEkf"/>.</summary>
-public sealed class DiagEkf<TBatch> : ITransform<DiagEkfState, TBatch>
+public sealed class DiagEkf<TBatch> : EkfTransform<TBatch>, ITransform<DiagEkfState, TBatch>
 {
-    private readonly PerDatumLogDensity<TBatch> _logLikelihood;
-    private readonly Schedule _lr;
-    private readonly double _transitionSd;
-    private readonly double _initSd;
-    private readonly nn.Module? _module;
-
     internal DiagEkf(PerDatumLogDensity<TBatch> logLikelihood, Schedule lr, double transitionSd, double initSd, nn.Module? module)
-    {
-        _logLikelihood = logLikelihood ?? throw new ArgumentNullException(nameof(logLikelihood));
-        (_lr, _transitionSd, _initSd, _module) = (lr, transitionSd, initSd, module);
-    }
+        : base(logLikelihood, lr, transitionSd, initSd, module) { }
 
     /// <inheritdoc />
     public DiagEkfState Init(ParameterTree parameters, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return DiagEkfState.New(parameters, parameters.Map(t => full_like(t, _initSd).detach().DetachFromDisposeScope()));
+        return DiagEkfState.New(parameters, parameters.Map(t => full_like(t, InitSd).detach().DetachFromDisposeScope()));
     }
 
     /// <summary>One predict–update step on <paramref name="batch"/>.</summary>
     public DiagEkfState Update(DiagEkfState state, TBatch batch, bool inplace = false)
     {
-        ArgumentNullException.ThrowIfNull(state);
-        var lr = _lr.At(state.Step, "lr", positive: true);
         using var scope = NewDisposeScope();
-        var factors = PerSampleGradients.Factor(_logLikelihood, state.Params, batch, null, _module);
-        var b = factors.Values.shape[0];
-        var value = factors.Values.mean();
-        var meanGrad = factors.Sum().Multiply(1.0 / b);
-        NonFiniteException.ThrowIfNotFinite(state.Step, value, meanGrad);
+        var (lr, factors, b, value, meanGrad) = Observe(state, batch);
         var meanSquared = factors.SumOfSquares().Multiply(1.0 / b);
         var next = AlgorithmState.Target(state, inplace);
         using (no_grad())
             for (var i = 0; i < meanGrad.Count; i++)
-                UpdateRule(next.Params.Leaves[i], next.Sd.Leaves[i], meanGrad.Leaves[i], meanSquared.Leaves[i], lr, _transitionSd);
+                UpdateRule(next.Params.Leaves[i], next.Sd.Leaves[i], meanGrad.Leaves[i], meanSquared.Leaves[i], lr, TransitionSd);
         return AlgorithmState.Finish(next, value, factors.Aux);
     }
 

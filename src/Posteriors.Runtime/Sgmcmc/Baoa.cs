@@ -34,19 +34,12 @@ public static class Baoa
 }
 
 /// <summary>The state of <see cref="Baoa{TBatch}"/>: parameters and momenta.</summary>
-public sealed class BaoaState : SgmcmcState, IPersistentState<BaoaState>
+public sealed class BaoaState : MomentumState, IPersistentState<BaoaState>
 {
     private BaoaState(StateRecord fields) : base(fields) { }
 
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta => Fields.GetTree("momenta");
-
-    internal static BaoaState New(ParameterTree parameters, ParameterTree momenta, long seed)
-    {
-        var fields = NewFields(Kind, KindVersion, parameters, seed);
-        fields.Set("momenta", momenta);
-        return new BaoaState(fields);
-    }
+    internal static BaoaState New(ParameterTree parameters, ParameterTree momenta, long seed) =>
+        new(NewFields(Kind, KindVersion, parameters, momenta, seed));
 
     private protected override AlgorithmState Create(StateRecord fields) => new BaoaState(fields);
 
@@ -57,7 +50,7 @@ public sealed class BaoaState : SgmcmcState, IPersistentState<BaoaState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public static BaoaState ReadFrom(StateRecord record) => new(CheckedWithSeed(record, ("momenta", typeof(ParameterTree))));
+    public static BaoaState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
 }
 
 /// <summary>BAOA. See <see cref="Baoa"/>.</summary>

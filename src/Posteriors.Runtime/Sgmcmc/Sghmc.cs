@@ -32,19 +32,12 @@ public static class Sghmc
 }
 
 /// <summary>The state of <see cref="Sghmc{TBatch}"/>: parameters and momenta.</summary>
-public sealed class SghmcState : SgmcmcState, IPersistentState<SghmcState>
+public sealed class SghmcState : MomentumState, IPersistentState<SghmcState>
 {
     private SghmcState(StateRecord fields) : base(fields) { }
 
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta => Fields.GetTree("momenta");
-
-    internal static SghmcState New(ParameterTree parameters, ParameterTree momenta, long seed)
-    {
-        var fields = NewFields(Kind, KindVersion, parameters, seed);
-        fields.Set("momenta", momenta);
-        return new SghmcState(fields);
-    }
+    internal static SghmcState New(ParameterTree parameters, ParameterTree momenta, long seed) =>
+        new(NewFields(Kind, KindVersion, parameters, momenta, seed));
 
     private protected override AlgorithmState Create(StateRecord fields) => new SghmcState(fields);
 
@@ -55,7 +48,7 @@ public sealed class SghmcState : SgmcmcState, IPersistentState<SghmcState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public static SghmcState ReadFrom(StateRecord record) => new(CheckedWithSeed(record, ("momenta", typeof(ParameterTree))));
+    public static SghmcState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
 }
 
 /// <summary>SGHMC. See <see cref="Sghmc"/>.</summary>

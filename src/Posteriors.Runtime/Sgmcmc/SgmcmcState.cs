@@ -28,6 +28,27 @@ public abstract class SgmcmcState : AlgorithmState
         Checked(record, fields.Prepend((SeedField, typeof(long))).ToArray());
 }
 
+/// <summary>The state of a sampler with momenta (SGHMC, SGNHT, BAOA): the common fields and the momenta m.</summary>
+public abstract class MomentumState : SgmcmcState
+{
+    private protected MomentumState(StateRecord fields) : base(fields) { }
+
+    /// <summary>The momenta m, shaped like the parameters.</summary>
+    public ParameterTree Momenta => Fields.GetTree("momenta");
+
+    /// <summary>The fields every momentum state starts with.</summary>
+    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree parameters, ParameterTree momenta, long seed)
+    {
+        var fields = NewFields(kind, kindVersion, parameters, seed);
+        fields.Set("momenta", momenta);
+        return fields;
+    }
+
+    /// <summary>A loaded record checked for the common fields, the seed, the momenta and <paramref name="fields"/>.</summary>
+    internal static StateRecord CheckedWithMomenta(StateRecord record, params (string Name, Type Type)[] fields) =>
+        CheckedWithSeed(record, fields.Prepend(("momenta", typeof(ParameterTree))).ToArray());
+}
+
 /// <summary>
 /// What every sampler of docs/ALGORITHMS.md §2 shares: the update (evaluate the gradient at θ, apply the sampler's rule
 /// in place to the state or to its copy, record the value, auxiliary output and step) and the seeded initialisation.

@@ -35,20 +35,16 @@ public static class Sgnht
 }
 
 /// <summary>The state of <see cref="Sgnht{TBatch}"/>: parameters, momenta and the thermostat.</summary>
-public sealed class SgnhtState : SgmcmcState, IPersistentState<SgnhtState>
+public sealed class SgnhtState : MomentumState, IPersistentState<SgnhtState>
 {
     private SgnhtState(StateRecord fields) : base(fields) { }
-
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta => Fields.GetTree("momenta");
 
     /// <summary>The thermostat ζ: a scalar tensor (a [K] tensor, one per chain, in an ensemble's stacked state).</summary>
     public Tensor Xi => Fields.GetTensor("xi");
 
     internal static SgnhtState New(ParameterTree parameters, ParameterTree momenta, Tensor xi, long seed)
     {
-        var fields = NewFields(Kind, KindVersion, parameters, seed);
-        fields.Set("momenta", momenta);
+        var fields = NewFields(Kind, KindVersion, parameters, momenta, seed);
         fields.Set("xi", xi);
         return new SgnhtState(fields);
     }
@@ -63,7 +59,7 @@ public sealed class SgnhtState : SgmcmcState, IPersistentState<SgnhtState>
 
     /// <inheritdoc />
     public static SgnhtState ReadFrom(StateRecord record) =>
-        new(CheckedWithSeed(record, ("momenta", typeof(ParameterTree)), ("xi", typeof(Tensor))));
+        new(CheckedWithMomenta(record, ("xi", typeof(Tensor))));
 }
 
 /// <summary>SGNHT. See <see cref="Sgnht"/>.</summary>

@@ -31,7 +31,7 @@ public static class DenseVi
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
     public static DenseVi<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Optimizer optimizer,
         Schedule? temperature = null, double initLogSd = 0, int samples = 1, bool stickingTheLanding = true) =>
-        new(logPosterior, optimizer, DiagVi.CheckSamples(samples, temperature), Check.Finite(initLogSd, nameof(initLogSd)), samples, stickingTheLanding);
+        new(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding);
 
     /// <summary>The covariance L Lᵀ [P, P] of a state.</summary>
     public static Tensor Covariance(DenseViState state)
@@ -139,22 +139,10 @@ public sealed class DenseViState : ViState, IPersistentState<DenseViState>
 }
 
 /// <summary>Dense Gaussian VI. See <see cref="DenseVi"/>.</summary>
-public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
+public sealed class DenseVi<TBatch> : ViTransform<DenseViState, TBatch>, ITransform<DenseViState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
-    private readonly Optimizer _optimizer;
-    private readonly Schedule _temperature;
-    private readonly double _initLogSd;
-    private readonly int _samples;
-    private readonly bool _stl;
-    private readonly Rng _rng = new();
-
-    internal DenseVi(LogPosterior<TBatch> logPosterior, Optimizer optimizer, Schedule temperature, double initLogSd, int samples, bool stickingTheLanding)
-    {
-        _logPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
-        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
-        (_temperature, _initLogSd, _samples, _stl) = (temperature, initLogSd, samples, stickingTheLanding);
-    }
+    internal DenseVi(LogPosterior<TBatch> logPosterior, Optimizer optimizer, Schedule? temperature, double initLogSd, int samples, bool stickingTheLanding)
+        : base(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding) { }
 
     /// <summary>A fresh state with μ = <paramref name="parameters"/>, L = exp(initLogSd) I and noise seed <paramref name="seed"/>.</summary>
     public DenseViState Init(ParameterTree parameters, long seed = 0)
@@ -162,8 +150,8 @@ public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
         ArgumentNullException.ThrowIfNull(parameters);
         var p = parameters.NumberOfElements;
         using var scope = NewDisposeScope();
-        var l = LowerTriangular.Pack(eye(p, dtype: parameters.ScalarType, device: parameters.Device) * Math.Exp(_initLogSd)).DetachFromDisposeScope();
-        return DenseViState.New(parameters, l, seed, _optimizer);
+        var l = LowerTriangular.Pack(eye(p, dtype: parameters.ScalarType, device: parameters.Device) * Math.Exp(InitLogSd)).DetachFromDisposeScope();
+        return DenseViState.New(parameters, l, seed, Optimizer);
     }
 
     /// <summary>One optimizer step on the NELBO of <paramref name="batch"/>.</summary>
@@ -172,8 +160,8 @@ public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
         ArgumentNullException.ThrowIfNull(state);
         var next = AlgorithmState.Target(state, inplace);
         using var scope = NewDisposeScope();
-        var t = _temperature.At(state.Step, "temperature");
-        var generator = _rng.For(state.Seed, state.Step, state.Params.Device);
+        var t = Temperature.At(state.Step, "temperature");
+        var generator = Rng.For(state.Seed, state.Step, state.Params.Device);
         var mean = state.Params.Detach();
         var mu = mean.Flatten();
         var l = DenseVi.UnpackFor(mean, state.Cholesky);
@@ -182,18 +170,18 @@ public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
         Tensor value = zeros(Array.Empty<long>(), dtype: mu.dtype, device: mu.device);
         Tensor elbo = value;
         var auxes = new List<Tensor>();
-        var inverseDiagonal = _stl ? null : diag(l.diagonal().reciprocal());
-        for (var s = 0; s < _samples; s++)
+        var inverseDiagonal = StickingTheLanding ? null : diag(l.diagonal().reciprocal());
+        for (var s = 0; s < Samples; s++)
         {
             var xi = randn(mu.shape, dtype: mu.dtype, device: mu.device, generator: generator);
             var theta = mean.Unflatten(mu + l.mv(xi));
-            var (v, aux, g) = Autodiff.ValueAndGrad(_logPosterior, theta, batch);
+            var (v, aux, g) = Autodiff.ValueAndGrad(LogPosterior, theta, batch);
             NonFiniteException.ThrowIfNotFinite(state.Step, v, g);
             if (aux is not null) auxes.Add(aux);
             value = value + v;
             elbo = elbo + v - t * DenseVi.LogQ(xi, l);
             var gFlat = g.Flatten();
-            if (_stl)
+            if (StickingTheLanding)
             {
                 // Path derivative of log q: ∇θ log q = −Σ⁻¹(θ − μ) = −L⁻ᵀ ξ, then through θ = μ + L ξ.
                 var r = linalg.solve_triangular(l.t(), xi.unsqueeze(1), upper: true).squeeze(1);
@@ -207,11 +195,8 @@ public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
                 gradL = gradL + gFlat.outer(xi) + t * inverseDiagonal!;
             }
         }
-        // The optimizer minimises the NELBO: its gradient is minus the mean of the ELBO's.
-        _optimizer.Step(next.Fields, AlgorithmState.ParamsField, mean.Unflatten(gradMu * (-1.0 / _samples)).Leaves, state.Step + 1);
-        _optimizer.Step(next.Fields, "cholesky", new[] { LowerTriangular.Pack(gradL * (-1.0 / _samples)) }, state.Step + 1);
-        using (no_grad()) next.Nelbo.copy_(-elbo / _samples);
-        return AlgorithmState.Finish(next, value / _samples, auxes.Count == _samples ? stack(auxes.ToArray()) : null);
+        return Finish(next, state.Step, new[] { (AlgorithmState.ParamsField, mean.Unflatten(gradMu).Leaves), ("cholesky", (IReadOnlyList<Tensor>)new[] { LowerTriangular.Pack(gradL) }) },
+            value, elbo, auxes);
     }
 
     /// <summary><paramref name="count"/> draws from q; see <see cref="DenseVi.Sample"/>.</summary>
@@ -221,6 +206,6 @@ public sealed class DenseVi<TBatch> : ITransform<DenseViState, TBatch>
     public Tensor Nelbo(DenseViState state, TBatch batch, int samples = 1, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(state);
-        return DenseVi.Nelbo(_logPosterior, state.Params, state.Cholesky, batch, samples, seed, _temperature.At(state.Step, "temperature"));
+        return DenseVi.Nelbo(LogPosterior, state.Params, state.Cholesky, batch, samples, seed, Temperature.At(state.Step, "temperature"));
     }
 }

@@ -29,13 +29,7 @@ public static class DiagVi
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
     public static DiagVi<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Optimizer optimizer,
         Schedule? temperature = null, double initLogSd = 0, int samples = 1, bool stickingTheLanding = true) =>
-        new(logPosterior, optimizer, DiagVi.CheckSamples(samples, temperature), Check.Finite(initLogSd, nameof(initLogSd)), samples, stickingTheLanding);
-
-    internal static Schedule CheckSamples(int samples, Schedule? temperature)
-    {
-        if (samples <= 0) throw new ArgumentOutOfRangeException(nameof(samples), samples, "The number of Monte Carlo samples must be positive.");
-        return (temperature ?? 1.0).Validated("temperature");
-    }
+        new(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding);
 
     /// <summary>σ = exp(log σ) of a state.</summary>
     public static ParameterTree Sd(DiagViState state) =>
@@ -117,28 +111,16 @@ public sealed class DiagViState : ViState, IPersistentState<DiagViState>
 }
 
 /// <summary>Diagonal Gaussian VI. See <see cref="DiagVi"/>.</summary>
-public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
+public sealed class DiagVi<TBatch> : ViTransform<DiagViState, TBatch>, ITransform<DiagViState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
-    private readonly Optimizer _optimizer;
-    private readonly Schedule _temperature;
-    private readonly double _initLogSd;
-    private readonly int _samples;
-    private readonly bool _stl;
-    private readonly Rng _rng = new();
-
-    internal DiagVi(LogPosterior<TBatch> logPosterior, Optimizer optimizer, Schedule temperature, double initLogSd, int samples, bool stickingTheLanding)
-    {
-        _logPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
-        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
-        (_temperature, _initLogSd, _samples, _stl) = (temperature, initLogSd, samples, stickingTheLanding);
-    }
+    internal DiagVi(LogPosterior<TBatch> logPosterior, Optimizer optimizer, Schedule? temperature, double initLogSd, int samples, bool stickingTheLanding)
+        : base(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding) { }
 
     /// <summary>A fresh state with μ = <paramref name="parameters"/>, log σ = initLogSd and noise seed <paramref name="seed"/>.</summary>
     public DiagViState Init(ParameterTree parameters, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return DiagViState.New(parameters, parameters.Map(t => full_like(t, _initLogSd).detach().DetachFromDisposeScope()), seed, _optimizer);
+        return DiagViState.New(parameters, parameters.Map(t => full_like(t, InitLogSd).detach().DetachFromDisposeScope()), seed, Optimizer);
     }
 
     /// <summary>One optimizer step on the NELBO of <paramref name="batch"/>.</summary>
@@ -147,8 +129,8 @@ public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
         ArgumentNullException.ThrowIfNull(state);
         var next = AlgorithmState.Target(state, inplace);
         using var scope = NewDisposeScope();
-        var t = _temperature.At(state.Step, "temperature");
-        var generator = _rng.For(state.Seed, state.Step, state.Params.Device);
+        var t = Temperature.At(state.Step, "temperature");
+        var generator = Rng.For(state.Seed, state.Step, state.Params.Device);
         var mean = state.Params.Detach();
         var sd = state.LogSd.Map(l => l.detach().exp());
         ParameterTree? gradMean = null, gradLogSd = null;
@@ -157,28 +139,24 @@ public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
         var auxes = new List<Tensor>();
         // log q(μ + σξ) = −½ Σ ξ² − Σ log σ − (D/2) log 2π: no need to recompute (θ − μ)/σ.
         var logQConstant = state.LogSd.SumOf(l => l.detach()) + 0.5 * mean.NumberOfElements * Math.Log(2 * Math.PI);
-        for (var s = 0; s < _samples; s++)
+        for (var s = 0; s < Samples; s++)
         {
             var xi = mean.RandnLike(generator);
             var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m.addcmul(sigma, z, 1));
-            var (v, aux, g) = Autodiff.ValueAndGrad(_logPosterior, theta, batch);
+            var (v, aux, g) = Autodiff.ValueAndGrad(LogPosterior, theta, batch);
             NonFiniteException.ThrowIfNotFinite(state.Step, v, g);
             if (aux is not null) auxes.Add(aux);
             var logQ = xi.SumOf(z => z.square()) * -0.5 - logQConstant;
             value = value + v;
             elbo = elbo + v - t * logQ;
             // d(log π − T log q)/dμ and /dlog σ for this sample (see the remarks on DiagVi).
-            var dMean = _stl && t != 0 ? g.ZipMap(sd, xi, (gi, sigma, z) => gi.add(z.div(sigma), alpha: t)) : g;
+            var dMean = StickingTheLanding && t != 0 ? g.ZipMap(sd, xi, (gi, sigma, z) => gi.add(z.div(sigma), alpha: t)) : g;
             var dLogSd = g.ZipMap(sd, xi, (gi, sigma, z) =>
-                t == 0 ? gi.mul(sigma).mul_(z) : _stl ? gi.mul(sigma).mul_(z).addcmul_(z, z, value: t) : gi.mul(sigma).mul_(z).add_(t));
+                t == 0 ? gi.mul(sigma).mul_(z) : StickingTheLanding ? gi.mul(sigma).mul_(z).addcmul_(z, z, value: t) : gi.mul(sigma).mul_(z).add_(t));
             gradMean = gradMean is null ? dMean : gradMean.Add(dMean);
             gradLogSd = gradLogSd is null ? dLogSd : gradLogSd.Add(dLogSd);
         }
-        // The optimizer minimises the NELBO: its gradient is minus the mean of the ELBO's.
-        _optimizer.Step(next.Fields, AlgorithmState.ParamsField, gradMean!.Leaves.Select(gl => gl.mul(-1.0 / _samples)).ToList(), state.Step + 1);
-        _optimizer.Step(next.Fields, "log_sd", gradLogSd!.Leaves.Select(gl => gl.mul(-1.0 / _samples)).ToList(), state.Step + 1);
-        using (no_grad()) next.Nelbo.copy_(-elbo / _samples);
-        return AlgorithmState.Finish(next, value / _samples, auxes.Count == _samples ? stack(auxes.ToArray()) : null);
+        return Finish(next, state.Step, new[] { (AlgorithmState.ParamsField, gradMean!.Leaves), ("log_sd", gradLogSd!.Leaves) }, value, elbo, auxes);
     }
 
     /// <summary><paramref name="count"/> draws from q; see <see cref="DiagVi.Sample"/>.</summary>
@@ -188,6 +166,6 @@ public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
     public Tensor Nelbo(DiagViState state, TBatch batch, int samples = 1, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(state);
-        return DiagVi.Nelbo(_logPosterior, state.Params, state.LogSd, batch, samples, seed, _temperature.At(state.Step, "temperature"));
+        return DiagVi.Nelbo(LogPosterior, state.Params, state.LogSd, batch, samples, seed, Temperature.At(state.Step, "temperature"));
     }
 }

@@ -105,3 +105,46 @@ public abstract class ViState : AlgorithmState
         catch (InvalidDataException) { record.Set(name, copies[0]); }
     }
 }
+
+/// <summary>
+/// What the diagonal and dense VI transforms share: the log posterior, the optimizer, T, the initial scale, S,
+/// sticking the landing and the noise generators, and the end of an update (optimizer steps on the NELBO's gradient,
+/// which is minus the mean of the ELBO's; the NELBO, log density and the samples' auxiliary outputs recorded).
+/// </summary>
+/// <typeparam name="TState">The VI state.</typeparam>
+/// <typeparam name="TBatch">One mini-batch.</typeparam>
+public abstract class ViTransform<TState, TBatch> where TState : ViState
+{
+    private protected ViTransform(LogPosterior<TBatch> logPosterior, Optim.Optimizer optimizer, Schedule? temperature, double initLogSd, int samples,
+        bool stickingTheLanding)
+    {
+        LogPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
+        Optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
+        if (samples <= 0) throw new ArgumentOutOfRangeException(nameof(samples), samples, "The number of Monte Carlo samples must be positive.");
+        Temperature = (temperature ?? 1.0).Validated("temperature");
+        InitLogSd = Check.Finite(initLogSd, nameof(initLogSd));
+        Samples = samples;
+        StickingTheLanding = stickingTheLanding;
+    }
+
+    private protected LogPosterior<TBatch> LogPosterior { get; }
+    private protected Optim.Optimizer Optimizer { get; }
+    private protected Schedule Temperature { get; }
+    private protected double InitLogSd { get; }
+    private protected int Samples { get; }
+    private protected bool StickingTheLanding { get; }
+    private protected Rng Rng { get; } = new();
+
+    /// <summary>
+    /// Steps the optimizer on every (field, mean ELBO gradient) pair, then records the NELBO −elbo/S, the log density
+    /// value/S and the samples' auxiliary outputs stacked (when every sample had one).
+    /// </summary>
+    private protected TState Finish(TState next, long step, IEnumerable<(string Field, IReadOnlyList<Tensor> ElboGradient)> gradients, Tensor value,
+        Tensor elbo, IReadOnlyList<Tensor> auxes)
+    {
+        foreach (var (field, gradient) in gradients)
+            Optimizer.Step(next.Fields, field, gradient.Select(g => g.mul(-1.0 / Samples)).ToList(), step + 1);
+        using (no_grad()) next.Nelbo.copy_(-elbo / Samples);
+        return AlgorithmState.Finish(next, value / Samples, auxes.Count == Samples ? stack(auxes.ToArray()) : null);
+    }
+}
