@@ -1,3 +1,4 @@
+using Posteriors.Tests.Sgmcmc;
 using Posteriors.Curvature;
 using Posteriors.Ekf;
 using Posteriors.Serialization;
@@ -65,6 +66,17 @@ public class EkfTests
     }
 
     [Test]
+    public void TheDenseStateKeepsThePrecisionWhoseInverseIsTheCovariance()
+    {
+        var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, initSd: 1.5);
+        var state = dense.Run(dense.Init(Start()), Observations(3));
+        TensorAssert.Close(state.Precision.mm(state.Covariance()), eye(3, dtype: float64), rtol: 0, atol: 1e-10, what: "P Σ");
+        // The precision only grows: P − P₀ = Σₜ lr Fₜ is positive semi-definite.
+        var growth = linalg.eigvalsh(state.Precision - eye(3, dtype: float64) / 2.25);
+        Assert.That(growth.min().item<double>(), Is.GreaterThan(-1e-12), $"eigenvalues of P − P₀: {growth.Str()}");
+    }
+
+    [Test]
     public void SamplesReproduceTheFilteredGaussian()
     {
         var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, initSd: 1.5);
@@ -97,8 +109,10 @@ public class EkfTests
             c = dense.Update(c, y, inplace: true);
             e = dense.Update(e, y);
         }
-        Assert.That(TestModels.Same(a.Params["theta"], b.Params["theta"]) && TestModels.Same(a.Sd["theta"], b.Sd["theta"]), Is.True);
-        Assert.That(TestModels.Same(c.Covariance(), e.Covariance()) && TestModels.Same(c.Params["theta"], e.Params["theta"]), Is.True);
+        TensorAssert.Same(a.Params["theta"], b.Params["theta"], "diagonal mean");
+        TensorAssert.Same(a.Sd["theta"], b.Sd["theta"], "diagonal sd");
+        TensorAssert.Same(c.Precision, e.Precision, "dense precision");
+        TensorAssert.Same(c.Params["theta"], e.Params["theta"], "dense mean");
 
         var path = Path.Combine(Path.GetTempPath(), $"ekf-{Guid.NewGuid():N}.pst");
         try
@@ -106,10 +120,10 @@ public class EkfTests
             StateFile.Save(path, c);
             var resumed = dense.Run(StateFile.Load<DenseEkfState>(path), batches.Skip(3));
             var uninterrupted = dense.Run(c, batches.Skip(3));
-            Assert.That(TestModels.Same(resumed.Covariance(), uninterrupted.Covariance()), Is.True);
+            TensorAssert.Same(resumed.Covariance(), uninterrupted.Covariance());
             StateFile.Save(path, a);
             var diagResumed = diag.Run(StateFile.Load<DiagEkfState>(path), batches.Skip(3));
-            Assert.That(TestModels.Same(diagResumed.Sd["theta"], diag.Run(a, batches.Skip(3)).Sd["theta"]), Is.True);
+            TensorAssert.Same(diagResumed.Sd["theta"], diag.Run(a, batches.Skip(3)).Sd["theta"]);
         }
         finally
         {

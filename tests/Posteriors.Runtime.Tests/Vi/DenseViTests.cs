@@ -60,8 +60,8 @@ public class DenseViTests
             a = vi.Update(a, 0, inplace: true);
             b = vi.Update(b, 0);
         }
-        Assert.That(TestModels.Same(a.Params.Flatten(), b.Params.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.Cholesky, b.Cholesky), Is.True);
+        TensorAssert.Same(a.Params.Flatten(), b.Params.Flatten());
+        TensorAssert.Same(a.Cholesky, b.Cholesky);
 
         var path = Path.Combine(Path.GetTempPath(), $"densevi-{Guid.NewGuid():N}.pst");
         try
@@ -69,8 +69,8 @@ public class DenseViTests
             StateFile.Save(path, a);
             var resumed = vi.Run(StateFile.Load<DenseViState>(path), Enumerable.Repeat(0, 3));
             var uninterrupted = vi.Run(a, Enumerable.Repeat(0, 3));
-            Assert.That(TestModels.Same(resumed.Cholesky, uninterrupted.Cholesky), Is.True);
-            Assert.That(TestModels.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten()), Is.True);
+            TensorAssert.Same(resumed.Cholesky, uninterrupted.Cholesky);
+            TensorAssert.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten());
         }
         finally
         {

@@ -67,9 +67,9 @@ public class DiagViTests
             Assert.That(TestModels.Same(b.Params.Flatten(), before.Flatten()), Is.True, "copying left the old state untouched");
             b = next;
         }
-        Assert.That(TestModels.Same(a.Params.Flatten(), b.Params.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.LogSd.Flatten(), b.LogSd.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.Nelbo, b.Nelbo), Is.True);
+        TensorAssert.Same(a.Params.Flatten(), b.Params.Flatten());
+        TensorAssert.Same(a.LogSd.Flatten(), b.LogSd.Flatten());
+        TensorAssert.Same(a.Nelbo, b.Nelbo);
     }
 
     [Test]
@@ -85,8 +85,8 @@ public class DiagViTests
             var loaded = StateFile.Load<DiagViState>(path);
             var resumed = vi.Run(loaded, Enumerable.Repeat(0, 3));
             var uninterrupted = vi.Run(state, Enumerable.Repeat(0, 3));
-            Assert.That(TestModels.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten()), Is.True);
-            Assert.That(TestModels.Same(resumed.LogSd.Flatten(), uninterrupted.LogSd.Flatten()), Is.True);
+            TensorAssert.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten());
+            TensorAssert.Same(resumed.LogSd.Flatten(), uninterrupted.LogSd.Flatten());
             Assert.That(resumed.Seed, Is.EqualTo(3));
         }
         finally
