@@ -138,4 +138,7 @@ public class Ensemble<TState, TBatch> : ITransform<TState, TBatch> where TState 
 public sealed class Ensemble<TBatch> : Ensemble<SghmcState, TBatch>
 {
     internal Ensemble(Sghmc<TBatch> sampler) : base(sampler) { }
+
+    /// <summary>The SGHMC transform that moves every chain (built on the log posterior of one member).</summary>
+    public new Sghmc<TBatch> Sampler => (Sghmc<TBatch>)base.Sampler;
 }

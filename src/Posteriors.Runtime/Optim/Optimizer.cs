@@ -55,7 +55,7 @@ public abstract class Optimizer
     {
         foreach (var moment in Moments)
         {
-            if (fields.Has(field) && IsTree(fields, field)) fields.Set(MomentField(field, moment), fields.GetTree(field).Map(t => zeros_like(t).DetachFromDisposeScope()));
+            if (fields.HasTree(field)) fields.Set(MomentField(field, moment), fields.GetTree(field).Map(t => zeros_like(t).DetachFromDisposeScope()));
             else fields.Set(MomentField(field, moment), zeros_like(fields.GetTensor(field)).DetachFromDisposeScope());
         }
     }
@@ -67,14 +67,14 @@ public abstract class Optimizer
     /// <exception cref="InvalidOperationException">The state has no moments of this optimizer (built with another one).</exception>
     internal void Step(StateRecord fields, string field, IReadOnlyList<Tensor> gradients, long t)
     {
-        var leaves = Leaves(fields, field);
+        var leaves = fields.TensorsOf(field);
         var moments = Moments.Select(m =>
         {
             var name = MomentField(field, m);
             if (!fields.Has(name))
                 throw new InvalidOperationException(
                     $"The state has no '{name}': it was not made with this optimizer ({GetType().Name.Replace("Optimizer", "")}, moments {string.Join(", ", Moments)}).");
-            return Leaves(fields, name);
+            return fields.TensorsOf(name);
         }).ToArray();
         using var _ = no_grad();
         for (var i = 0; i < leaves.Count; i++)
@@ -87,15 +87,6 @@ public abstract class Optimizer
 
     /// <summary>The rule for one leaf θ with (weight-decayed) gradient h and its moments, in place.</summary>
     private protected abstract void StepLeaf(Tensor theta, Tensor h, Tensor[] moments, long t);
-
-    private static bool IsTree(StateRecord fields, string field)
-    {
-        try { fields.GetTree(field); return true; }
-        catch (InvalidDataException) { return false; }
-    }
-
-    private static IReadOnlyList<Tensor> Leaves(StateRecord fields, string field) =>
-        IsTree(fields, field) ? fields.GetTree(field).Leaves : new[] { fields.GetTensor(field) };
 
     private static double InRange(double value, string name, bool upperOpen)
     {

@@ -61,6 +61,12 @@ public sealed class StateRecord
     /// <summary>Whether a field is present.</summary>
     public bool Has(string name) => _fields.ContainsKey(name);
 
+    /// <summary>Whether a field is present and holds a tree.</summary>
+    internal bool HasTree(string name) => _fields.TryGetValue(name, out var v) && v is ParameterTree;
+
+    /// <summary>The tensors of a field: a tree's leaves, or a tensor on its own.</summary>
+    internal IReadOnlyList<Tensor> TensorsOf(string name) => HasTree(name) ? GetTree(name).Leaves : new[] { GetTensor(name) };
+
     private T Get<T>(string name)
     {
         if (!_fields.TryGetValue(name, out var v))

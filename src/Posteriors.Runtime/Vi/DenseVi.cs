@@ -132,7 +132,7 @@ public sealed class DenseViState : ViState, IPersistentState<DenseViState>
     /// <inheritdoc />
     public static DenseViState ReadFrom(StateRecord record)
     {
-        var fields = Upgrade(RenameVersion1Fields(record), ParamsField, "cholesky");
+        var fields = Upgrade(record, ParamsField, "cholesky");
         fields.Require(new[] { ("cholesky", typeof(Tensor)) });
         return new(fields);
     }

@@ -104,7 +104,7 @@ public sealed class DiagViState : ViState, IPersistentState<DiagViState>
     /// <inheritdoc />
     public static DiagViState ReadFrom(StateRecord record)
     {
-        var fields = Upgrade(RenameVersion1Fields(record), ParamsField, "log_sd");
+        var fields = Upgrade(record, ParamsField, "log_sd");
         fields.Require(new[] { ("log_sd", typeof(ParameterTree)) });
         return new(fields);
     }

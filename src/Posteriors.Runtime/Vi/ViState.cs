@@ -52,7 +52,7 @@ public abstract class ViState : AlgorithmState
         if (bytes.Length == 0) return;
         string name;
         using (var peek = new BinaryReader(new MemoryStream(bytes))) name = peek.ReadString();
-        var leaves = optimised.SelectMany(f => LeavesOf(record, f)).ToList();
+        var leaves = optimised.SelectMany(record.TensorsOf).ToList();
         var parameters = leaves.Select(t => new Parameter(zeros_like(t), requires_grad: true)).ToList();
         using var optimizer = name switch
         {
@@ -74,7 +74,7 @@ public abstract class ViState : AlgorithmState
         var offset = 0;
         foreach (var field in optimised)
         {
-            var count = LeavesOf(record, field).Count;
+            var count = record.TensorsOf(field).Count;
             var slice = states.Skip(offset).Take(count).ToList();
             offset += count;
             if (slice.All(st => st is Adam.State))
@@ -87,22 +87,13 @@ public abstract class ViState : AlgorithmState
         }
     }
 
-    private static IReadOnlyList<Tensor> LeavesOf(StateRecord record, string field)
-    {
-        try { return record.GetTree(field).Leaves; }
-        catch (InvalidDataException) { return new[] { record.GetTensor(field) }; }
-    }
-
     private static void SetMoment(StateRecord record, string field, string moment, IEnumerable<Tensor> values)
     {
         var copies = values.Select(t => t.detach().clone().DetachFromDisposeScope()).ToList();
         var name = Optim.Optimizer.MomentField(field, moment);
-        try
-        {
-            var tree = record.GetTree(field);
-            record.Set(name, new ParameterTree(tree.Names.Zip(copies, (n, t) => new KeyValuePair<string, Tensor>(n, t))));
-        }
-        catch (InvalidDataException) { record.Set(name, copies[0]); }
+        if (record.HasTree(field))
+            record.Set(name, new ParameterTree(record.GetTree(field).Names.Zip(copies, (n, t) => new KeyValuePair<string, Tensor>(n, t))));
+        else record.Set(name, copies[0]);
     }
 }
 
