@@ -18,12 +18,8 @@ namespace Posteriors.Ekf;
 /// </remarks>
 public static class DenseEkf
 {
-    /// <summary>Builds the filter.</summary>
-    /// <param name="logLikelihood">The per-datum log-likelihood log p(yᵢ | xᵢ, θ).</param>
-    /// <param name="lr">lr &gt; 0, constant or schedule.</param>
-    /// <param name="transitionSd">s ≥ 0: Q = s² I (default 0).</param>
-    /// <param name="initSd">The covariance starts as initSd² I (default 1).</param>
-    /// <param name="module">The module the log-likelihood evaluates through, if any (nn.Linear fast path).</param>
+    /// <summary>Builds the filter (Q = transitionSd² I; the covariance starts as initSd² I).</summary>
+    /// <inheritdoc cref="DiagEkf.Build{TBatch}" path="/param"/>
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
     public static DenseEkf<TBatch> Build<TBatch>(PerDatumLogDensity<TBatch> logLikelihood, Schedule lr, double transitionSd = 0,
         double initSd = 1, nn.Module? module = null) =>

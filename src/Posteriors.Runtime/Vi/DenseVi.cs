@@ -108,14 +108,8 @@ public sealed class DenseViState : ViState, IPersistentState<DenseViState>
 {
     private DenseViState(StateRecord fields) : base(fields) { }
 
-    internal static DenseViState New(ParameterTree mean, Tensor cholesky, long seed, Optimizer optimizer)
-    {
-        var fields = NewFields(Kind, KindVersion, mean, seed);
-        fields.Set("cholesky", cholesky);
-        optimizer.AddMoments(fields, ParamsField);
-        optimizer.AddMoments(fields, "cholesky");
-        return new DenseViState(fields);
-    }
+    internal static DenseViState New(ParameterTree mean, Tensor cholesky, long seed, Optimizer optimizer) =>
+        new(NewFields(Kind, KindVersion, mean, seed, optimizer, "cholesky", cholesky));
 
     private protected override AlgorithmState Create(StateRecord fields) => new DenseViState(fields);
 
@@ -130,12 +124,7 @@ public sealed class DenseViState : ViState, IPersistentState<DenseViState>
     public static int KindVersion => 2;
 
     /// <inheritdoc />
-    public static DenseViState ReadFrom(StateRecord record)
-    {
-        var fields = Upgrade(record, ParamsField, "cholesky");
-        fields.Require(new[] { ("cholesky", typeof(Tensor)) });
-        return new(fields);
-    }
+    public static DenseViState ReadFrom(StateRecord record) => new(Upgrade(record, "cholesky", typeof(Tensor)));
 }
 
 /// <summary>Dense Gaussian VI. See <see cref="DenseVi"/>.</summary>

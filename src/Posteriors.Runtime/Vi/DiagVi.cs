@@ -80,14 +80,8 @@ public sealed class DiagViState : ViState, IPersistentState<DiagViState>
 {
     private DiagViState(StateRecord fields) : base(fields) { }
 
-    internal static DiagViState New(ParameterTree mean, ParameterTree logSd, long seed, Optimizer optimizer)
-    {
-        var fields = NewFields(Kind, KindVersion, mean, seed);
-        fields.Set("log_sd", logSd);
-        optimizer.AddMoments(fields, ParamsField);
-        optimizer.AddMoments(fields, "log_sd");
-        return new DiagViState(fields);
-    }
+    internal static DiagViState New(ParameterTree mean, ParameterTree logSd, long seed, Optimizer optimizer) =>
+        new(NewFields(Kind, KindVersion, mean, seed, optimizer, "log_sd", logSd));
 
     private protected override AlgorithmState Create(StateRecord fields) => new DiagViState(fields);
 
@@ -102,12 +96,7 @@ public sealed class DiagViState : ViState, IPersistentState<DiagViState>
     public static int KindVersion => 2;
 
     /// <inheritdoc />
-    public static DiagViState ReadFrom(StateRecord record)
-    {
-        var fields = Upgrade(record, ParamsField, "log_sd");
-        fields.Require(new[] { ("log_sd", typeof(ParameterTree)) });
-        return new(fields);
-    }
+    public static DiagViState ReadFrom(StateRecord record) => new(Upgrade(record, "log_sd", typeof(ParameterTree)));
 }
 
 /// <summary>Diagonal Gaussian VI. See <see cref="DiagVi"/>.</summary>

@@ -21,30 +21,34 @@ public abstract class ViState : AlgorithmState
     /// <summary>The NELBO estimate at the last update (NaN before the first).</summary>
     public Tensor Nelbo => Fields.GetTensor("nelbo");
 
-    /// <summary>The fields of a new VI state: μ, the seed and a NaN NELBO; the caller adds the scale and the moments.</summary>
-    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree mean, long seed)
+    /// <summary>The fields of a new VI state: μ, the seed, a NaN NELBO, the scale (log σ or packed L) and the optimizer's zero moments of both.</summary>
+    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree mean, long seed, Optim.Optimizer optimizer, string scaleField,
+        object scale)
     {
         var fields = AlgorithmState.NewFields(kind, kindVersion, mean);
         fields.Set(SeedField, seed);
         fields.Set("nelbo", TransformExtensions.NotYetEvaluated(mean).DetachFromDisposeScope());
+        fields.SetValue(scaleField, scale);
+        optimizer.AddMoments(fields, ParamsField);
+        optimizer.AddMoments(fields, scaleField);
         return fields;
     }
 
     /// <summary>
-    /// A loaded record in the current layout. Version 1 spelled μ "mean" and the log density "logPosterior", and kept a
-    /// TorchSharp optimizer's saved bytes ("optimizer"); those of Adam and SGD become the moment fields of
-    /// <see cref="Optim.Optimizer"/> (the optimised fields in the order they were handed to the optimizer).
+    /// A loaded record in the current layout, checked. Version 1 spelled μ "mean", log σ "logSd" and the log density
+    /// "logPosterior", and kept a TorchSharp optimizer's saved bytes ("optimizer"); those of Adam and SGD become the
+    /// moment fields of <see cref="Optim.Optimizer"/> (μ's leaves, then the scale's, the order they were handed over in).
     /// </summary>
-    internal static StateRecord Upgrade(StateRecord record, params string[] optimised)
+    internal static StateRecord Upgrade(StateRecord record, string scaleField, Type scaleType)
     {
         ArgumentNullException.ThrowIfNull(record);
         RenameVersion1Fields(record);
         if (record.KindVersion < 2 && record.Has("optimizer"))
         {
-            ConvertTorchOptimizer(record, record.GetTensor("optimizer").bytes.ToArray(), optimised);
+            ConvertTorchOptimizer(record, record.GetTensor("optimizer").bytes.ToArray(), new[] { ParamsField, scaleField });
             record.Remove("optimizer");
         }
-        return Checked(record, (SeedField, typeof(long)), ("nelbo", typeof(Tensor)));
+        return Checked(record, (SeedField, typeof(long)), ("nelbo", typeof(Tensor)), (scaleField, scaleType));
     }
 
     private static void ConvertTorchOptimizer(StateRecord record, byte[] bytes, string[] optimised)
