@@ -9,9 +9,9 @@ namespace Posteriors.Benchmarks.Sgmcmc;
 
 /// <summary>
 /// K = 8 SGHMC chains on the MLP 784-512-512-10 (batch 128, one thread): eight sequential single-chain steps (the
-/// baseline) against one step of the stacked representation (leading chain dimension): the ensemble with the log posterior
-/// written as batched matrix products (one evaluation for all chains), or with the single-chain log posterior (the
-/// ensemble steps the chains one after another on views of the stacked tree).
+/// baseline) against one step of the stacked representation (leading chain dimension): SGHMC on the stacked tree with the
+/// log posterior written as batched matrix products (one evaluation for all chains), or the ensemble with the
+/// single-chain log posterior (it steps the chains one after another on views of the stacked state).
 /// Goal: stacked time ≤ sequential time (throughput ratio ≥ 1.0, i.e. Ratio column ≤ 1.0).
 /// </summary>
 /// <remarks>The baseline is declared last: BenchmarkDotNet runs methods in declaration order, and on a shared machine the
