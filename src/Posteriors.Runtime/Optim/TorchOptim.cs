@@ -109,7 +109,7 @@ public sealed class TorchOptim<TBatch> : ITransform<TorchOptimState, TBatch>
         return AlgorithmState.Finish(next, value, aux);
     }
 
-    /// <summary>Makes the state's parameters TorchSharp Parameters (sharing storage) and gives it an optimizer over them, restored from its saved bytes.</summary>
+    /// <summary>Turns the state's parameter tensors into TorchSharp Parameters (which take over their handles) and gives it an optimizer over them, restored from its saved bytes.</summary>
     private void Attach(TorchOptimState state)
     {
         var parameters = state.Params.Map(t => (Tensor)new Parameter(t, requires_grad: true));

@@ -138,3 +138,42 @@ public class StateFixtureTests
         Assert.That(actual.isnan().equal(expected.isnan()).all().item<bool>(), Is.True, $"{what}: NaN positions differ");
     }
 }
+
+/// <summary>Version-1 VI states kept a TorchSharp optimizer's bytes; SGD's momentum buffers become the state's moments too.</summary>
+public class Version1ViOptimizerTests
+{
+    [Test]
+    public void ASavedTorchSgdBecomesTheFunctionalSgdsMomentumBuffers()
+    {
+        var mean = ParameterTree.From(("w", tensor(new[] { 0.5, -1.0 })));
+        var logSd = ParameterTree.From(("w", tensor(new[] { -1.0, -2.0 })));
+        var parameters = mean.Leaves.Concat(logSd.Leaves).Select(t => new TorchSharp.Modules.Parameter(t.clone(), requires_grad: true)).ToList();
+        var sgd = optim.SGD(parameters, 0.1, momentum: 0.9);
+        for (var t = 0; t < 2; t++)
+        {
+            sgd.zero_grad();
+            parameters.Select(p => (p * p * (t + 1)).sum()).Aggregate((a, b) => a + b).backward();
+            sgd.step();
+        }
+        byte[] bytes;
+        using (var stream = new MemoryStream())
+        {
+            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) ((TorchSharp.Modules.OptimizerHelper)sgd).save_state_dict(writer);
+            bytes = stream.ToArray();
+        }
+        var record = new StateRecord { Kind = DiagViState.Kind, KindVersion = 1 };
+        record.Set("mean", mean);
+        record.Set("step", 2L);
+        record.Set("seed", 0L);
+        record.Set("logPosterior", tensor(0.0));
+        record.Set("nelbo", tensor(0.0));
+        record.Set("optimizer", tensor(bytes, dtype: ScalarType.Byte));
+        record.Set("logSd", logSd);
+
+        var state = DiagViState.ReadFrom(record);
+        var buffers = ((TorchSharp.Modules.OptimizerHelper)sgd).state_dict().State.Cast<TorchSharp.Modules.SGD.State>().Select(s => s.momentum_buffer).ToList();
+        TensorAssert.Same(state.Fields.GetTree("params.momentum_buffer")["w"], buffers[0], "μ's buffer");
+        TensorAssert.Same(state.Fields.GetTree("log_sd.momentum_buffer")["w"], buffers[1], "log σ's buffer");
+        Assert.That(record.Has("optimizer"), Is.False, "the bytes are gone once converted");
+    }
+}
