@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Posteriors.Optim;
 using System.Diagnostics;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
@@ -86,8 +87,8 @@ public static class BayesianLoraApp
                 RunEnsemble(Ensemble.Unbiased(perMember, n, epsilon, alpha, sigma), template, members, seed, steps, train, batchSize, context, onStep, checkpoint, resume, dev)),
             ("diagonal VI", "diagonal-vi", (template, onStep, checkpoint) =>
             {
-                // T = 1/N: the log posterior is batch-normalised (mean log-likelihood + log prior / N), so this targets the Bayesian posterior.
-                var vi = DiagVi.Build(perMember, ps => optim.Adam(ps, lr: viLr), temperature: 1.0 / n, initLogSd: -3);
+                // T = 1/N: the log posterior is batch-normalised (docs/ALGORITHMS.md §1), so this targets the Bayesian posterior.
+                var vi = DiagVi.Build(perMember, Optimizer.Adam(lr: viLr), temperature: 1.0 / n, initLogSd: -3);
                 DiagViState state;
                 if (resume && File.Exists(checkpoint)) state = StateFile.Load<DiagViState>(checkpoint, dev);
                 else

@@ -1,12 +1,13 @@
+using Posteriors.Optim;
 using Posteriors.Continual;
 using Posteriors.Curvature;
+using Posteriors.Ekf;
+using Posteriors.Laplace;
 using Posteriors.Serialization;
 using Posteriors.Trees;
 using Posteriors.Vi;
 using TorchSharp;
 using static TorchSharp.torch;
-using LaplaceDiagFisher = Posteriors.Laplace.DiagFisher;
-using EkfDiagFisher = Posteriors.Ekf.DiagFisher;
 
 namespace Posteriors.Samples.ContinualLearning;
 
@@ -93,7 +94,7 @@ internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings, nn.
         var start = PredictiveMean.Clone();
         var prior = _prior.WithLambda(settings.Lambda);
         var mode = SplitFashionMnist.Fit(mlp, start, task, prior.LogProb, settings, generator, onStep);
-        var laplace = LaplaceDiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), initPrecision: _prior.Precision, module: mlp);
+        var laplace = DiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), initPrecision: _prior.Precision, module: mlp);
         var state = laplace.Init(mode);
         var n = task.TrainCount;
         for (long s = 0; s < n; s += 500)
@@ -122,7 +123,7 @@ internal sealed class SequentialLaplace(SplitFashionMnist.Settings settings, nn.
 internal sealed class SequentialEkf(SplitFashionMnist.Settings settings, nn.Module<Tensor, Tensor> mlp) : ContinualMethod
 {
     private ParameterTree _initial = null!;
-    private Posteriors.Ekf.DiagEkfState? _state;
+    private DiagEkfState? _state;
 
     public override string Name => "EKF";
 
@@ -137,7 +138,7 @@ internal sealed class SequentialEkf(SplitFashionMnist.Settings settings, nn.Modu
     public override void Learn(SplitTask task, Generator generator, Action onStep)
     {
         // initSd 1 is the N(0, 1) prior of the other methods.
-        var ekf = EkfDiagFisher.Build(FashionMnistMethods.PerDatum(mlp, task), lr: settings.EkfLr, initSd: 1, module: mlp);
+        var ekf = DiagEkf.Build(FashionMnistMethods.PerDatum(mlp, task), lr: settings.EkfLr, initSd: 1, module: mlp);
         var state = _state ?? ekf.Init(_initial);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
         {
@@ -150,7 +151,7 @@ internal sealed class SequentialEkf(SplitFashionMnist.Settings settings, nn.Modu
 
     public override void Save(string path) => StateFile.Save(path, _state!);
 
-    public override void Load(string path, Device device) => _state = StateFile.Load<Posteriors.Ekf.DiagEkfState>(path, device);
+    public override void Load(string path, Device device) => _state = StateFile.Load<DiagEkfState>(path, device);
 }
 
 /// <summary>
@@ -177,8 +178,8 @@ internal sealed class SequentialVi(SplitFashionMnist.Settings settings, nn.Modul
         var priorMean = _mean.Clone();
         var priorSd = _sd.Clone();
         var logPosterior = SplitFashionMnist.LogPosterior(mlp, task, p => DiagNormal.LogProb(p, priorMean, priorSd, normalize: false));
-        // T = 1/N: the log posterior is batch-normalised (REFERENCE §1), so this targets the Bayesian posterior.
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: settings.ViLr), temperature: 1.0 / task.TrainCount, initLogSd: -3);
+        // T = 1/N: the log posterior is batch-normalised (docs/ALGORITHMS.md §1), so this targets the Bayesian posterior.
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(lr: settings.ViLr), temperature: 1.0 / task.TrainCount, initLogSd: -3);
         var state = vi.Init(_mean, seed: task.Index + 1);
         foreach (var batch in SplitFashionMnist.Batches(task, settings.BatchSize, settings.Epochs, generator))
         {

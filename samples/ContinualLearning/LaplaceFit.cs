@@ -1,9 +1,9 @@
 using Posteriors.Curvature;
+using Posteriors.Laplace;
 using Posteriors.Models.Text;
 using Posteriors.Models.Transformers;
 using Posteriors.Trees;
 using static TorchSharp.torch;
-using LaplaceDiagFisher = Posteriors.Laplace.DiagFisher;
 
 namespace Posteriors.Samples.ContinualLearning;
 
@@ -22,7 +22,7 @@ internal static class LaplaceFit
             var wrt = ModuleBinding.Bind(model, p);
             return new LogDensityResult(CharLanguageModel.TokenLogLikelihood(model, batch).sum(new long[] { 1 }), wrt: wrt);
         };
-        var laplace = LaplaceDiagFisher.Build(perWindow, initPrecision: initialPrecision);
+        var laplace = DiagFisher.Build(perWindow, initPrecision: initialPrecision);
         var state = laplace.Init(mode);
         var windows = TextEpisodes.AllWindows(trainIds, length);
         const int chunk = 32;

@@ -6,7 +6,7 @@ namespace Posteriors.Models;
 
 /// <summary>
 /// The log posterior of a classifier module that maps inputs to logits, with a Gaussian prior N(0, σ²) on every
-/// parameter: log π(θ; batch) = (1/B) Σᵢ log softmax(f(xᵢ; θ))_{yᵢ} + log N(θ; 0, σ²I) / N (REFERENCE §1).
+/// parameter: log π(θ; batch) = (1/B) Σᵢ log softmax(f(xᵢ; θ))_{yᵢ} + log N(θ; 0, σ²I) / N (docs/ALGORITHMS.md §1).
 /// The module is evaluated at the given θ through <see cref="ModuleBinding"/> (no copy), so any TorchSharp
 /// module works and every algorithm's state stays a plain parameter tree.
 /// </summary>

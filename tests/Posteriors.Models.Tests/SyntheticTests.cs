@@ -12,7 +12,8 @@ public class SyntheticTests
         Assert.That(x1.shape, Is.EqualTo(new long[] { 50, 3 }));
         Assert.That(y1.shape, Is.EqualTo(new long[] { 50 }));
         Assert.That(t1["weight"].shape, Is.EqualTo(new long[] { 3, 1 }));
-        Assert.That(x1.equal(x2).all().item<bool>() && y1.equal(y2).all().item<bool>(), Is.True);
+        TensorAssert.Same(x1, x2, "inputs");
+        TensorAssert.Same(y1, y2, "labels");
         Assert.Throws<ArgumentOutOfRangeException>(() => Synthetic.LinearRegression(0, 3, 0.1, 1));
     }
 }

@@ -49,7 +49,7 @@ public class SampleSmokeTests
             Is.EqualTo(new[] { "SGD", "Laplace", "EKF", "VI" }));
         foreach (var png in new[] { "fmnist_average.png", "fmnist_SGD.png", "fmnist_Laplace.png", "fmnist_EKF.png", "fmnist_VI.png" })
             Assert.That(new FileInfo(Path.Combine(Run, png)).Length, Is.GreaterThan(1000), png);
-        Assert.That(File.Exists(Path.Combine(Run, "checkpoints", "fmnist", "Laplace", "episode-4.state")), Is.True);
+        Assert.That(Path.Combine(Run, "checkpoints", "fmnist", "Laplace", "episode-4.state"), Does.Exist);
     }
 
     [Test]

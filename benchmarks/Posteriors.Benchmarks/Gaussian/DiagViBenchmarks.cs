@@ -1,3 +1,4 @@
+using Posteriors.Optim;
 using BenchmarkDotNet.Attributes;
 using Posteriors.Trees;
 using Posteriors.Vi;
@@ -30,8 +31,8 @@ public class DiagViBenchmarks
         _theta = _mlp.Params.Clone();
         _momentum = _theta.ZerosLike();
         _generator = new Generator(1);
-        _viSgd = DiagVi.Build(_mlp.LogPosterior, ps => optim.SGD(ps, 1e-3, momentum: 0.9), temperature: 1.0 / 60_000, initLogSd: -3);
-        _viAdam = DiagVi.Build(_mlp.LogPosterior, ps => optim.Adam(ps, 1e-3), temperature: 1.0 / 60_000, initLogSd: -3);
+        _viSgd = DiagVi.Build(_mlp.LogPosterior, Optimizer.Sgd(1e-3, momentum: 0.9), temperature: 1.0 / 60_000, initLogSd: -3);
+        _viAdam = DiagVi.Build(_mlp.LogPosterior, Optimizer.Adam(lr: 1e-3), temperature: 1.0 / 60_000, initLogSd: -3);
         _sgdState = _viSgd.Init(_mlp.Params);
         _adamState = _viAdam.Init(_mlp.Params);
     }

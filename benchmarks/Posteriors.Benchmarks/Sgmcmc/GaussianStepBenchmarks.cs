@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Benchmarks.Sgmcmc;
 
 /// <summary>
-/// Per-step overhead on a tiny problem: one SGHMC step of one chain on the 2-D Gaussian of REFERENCE §7 against the
+/// Per-step overhead on a tiny problem: one SGHMC step of one chain on the 2-D Gaussian of docs/ALGORITHMS.md §7 against the
 /// same arithmetic written as a bare TorchSharp loop (value, backward, three in-place ops, one normal draw).
 /// Goal: SGHMC ≤ 0.1 ms per step (Python posteriors: 0.47 ms; bare loop 0.04–0.05 ms).
 /// </summary>

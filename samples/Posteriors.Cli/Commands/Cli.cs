@@ -100,7 +100,7 @@ public static class Cli
         });
         var sgdLr = CommonOptions.Positive(new Option<double?>("--sgd-lr")
         {
-            Description = $"Learning rate of the momentum SGD that SGHMC reduces to at T = 0 (sets its σ and α through SghmcHyperparameters.FromSgd). Default: {Study.Methods.SghmcSettings.DefaultSgdLr}.",
+            Description = $"Learning rate of the momentum SGD that SGHMC reduces to at T = 0 (sets its σ and α through SghmcHyperparameters.FromSgd, docs/ALGORITHMS.md §2.6). Default: {Study.Methods.SghmcSettings.DefaultSgdLr}.",
         });
         var laplaceLayers = new Option<string>("--laplace-layers")
         {

@@ -31,7 +31,7 @@ public static class Autodiff
         if (result.Value is null || result.Value.numel() != 1)
             throw new InvalidOperationException(
                 $"The log posterior must return a scalar; it returned shape {ParameterTree.Shape(result.Value!)}. " +
-                "Average the per-datum log likelihoods over the batch (REFERENCE §1).");
+                "Average the per-datum log likelihoods over the batch (docs/ALGORITHMS.md §1).");
         var wrt = result.Wrt ?? leaves;
         if (result.Wrt is not null) parameters.EnsureSameStructure(result.Wrt, nameof(LogDensityResult.Wrt));
         return (result, wrt);

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Posteriors;
 
 /// <summary>
-/// The batch-normalised log posterior every algorithm consumes (REFERENCE §1):
+/// The batch-normalised log posterior every algorithm consumes (docs/ALGORITHMS.md §1):
 /// log π(θ; batch) = mean over the batch of log p(yᵢ | xᵢ, θ) + log p(θ) / N.
 /// </summary>
 /// <typeparam name="TBatch">Whatever one mini-batch is: a tensor, a tuple of tensors, a record.</typeparam>

@@ -14,18 +14,28 @@ public interface IAlgorithmState
 
     /// <summary>The log posterior at the last update (a detached scalar tensor; NaN before the first update).</summary>
     Tensor LogPosterior { get; }
+
+    /// <summary>
+    /// The auxiliary output (<see cref="LogDensityResult.Aux"/>, e.g. logits) of the log posterior's evaluation in the
+    /// last update, detached; <c>null</c> before the first update or when the log posterior returns none. Not saved.
+    /// </summary>
+    Tensor? Aux { get; }
 }
 
 /// <summary>
-/// The one shape of every algorithm (REFERENCE.md): built from a log posterior and hyperparameters, then
+/// The one shape of every algorithm (docs/ALGORITHMS.md): built from a log posterior and hyperparameters, then
 /// <see cref="Init"/> on parameters and <see cref="Update"/> once per mini-batch.
 /// </summary>
 /// <typeparam name="TState">The algorithm's state.</typeparam>
 /// <typeparam name="TBatch">One mini-batch.</typeparam>
 public interface ITransform<TState, in TBatch> where TState : IAlgorithmState
 {
-    /// <summary>A fresh state at <paramref name="parameters"/>. The state owns copies; the given tensors are not modified later.</summary>
-    TState Init(ParameterTree parameters);
+    /// <summary>
+    /// A fresh state at <paramref name="parameters"/>. The state owns copies; the given tensors are not modified later.
+    /// Step t of a stochastic algorithm draws its noise from the stream of (<paramref name="seed"/>, t); deterministic
+    /// algorithms (Laplace, EKF, MAP) have no noise and ignore the seed.
+    /// </summary>
+    TState Init(ParameterTree parameters, long seed = 0);
 
     /// <summary>
     /// Advances <paramref name="state"/> by one step on <paramref name="batch"/>. With <paramref name="inplace"/> the

@@ -44,12 +44,31 @@ public static class EmpiricalFisher
     }
 }
 
-/// <summary>Hessians of log densities by double backward (autograd.grad with create_graph).</summary>
+/// <summary>
+/// Hessians of log densities by double backward (autograd.grad with create_graph). Like every curvature of a batch in
+/// this library (docs/ALGORITHMS.md §1), the Hessian of a per-datum log density is that of the batch SUM Σᵢ vᵢ; the
+/// Hessian of a scalar function is that of the function as given (for a batch-normalised log posterior, the batch mean:
+/// 1/B times the sum's).
+/// </summary>
 public static class Hessian
 {
+    /// <summary>∇²θ Σᵢ vᵢ · v, the Hessian–vector product of the batch sum of a per-datum log density (the convention of <see cref="Dense{TBatch}"/>).</summary>
+    /// <param name="perDatum">The per-datum log density.</param>
+    /// <param name="parameters">Where to differentiate.</param>
+    /// <param name="batch">The batch.</param>
+    /// <param name="v">The vector.</param>
+    /// <param name="subset">Names of the parameters to differentiate (null: all).</param>
+    public static ParameterTree SumVectorProduct<TBatch>(PerDatumLogDensity<TBatch> perDatum, ParameterTree parameters, TBatch batch,
+        ParameterTree v, IEnumerable<string>? subset = null)
+    {
+        ArgumentNullException.ThrowIfNull(perDatum);
+        return VectorProduct<TBatch>((p, b) => { var r = perDatum(p, b); return new LogDensityResult(r.Value.sum(), r.Aux, r.Wrt); },
+            parameters, batch, v, subset);
+    }
+
     /// <summary>
-    /// ∇²θ log π · v (the Hessian of the log density itself, negative definite at a mode) for a tree <paramref name="v"/>
-    /// over the selected parameters.
+    /// ∇²θ log π · v (the Hessian of the scalar log density as given, negative definite at a mode) for a tree
+    /// <paramref name="v"/> over the selected parameters.
     /// </summary>
     /// <param name="logPosterior">The scalar log density.</param>
     /// <param name="parameters">Where to differentiate.</param>

@@ -187,7 +187,7 @@ public static class ForwardModelExtensions
 {
     /// <summary>
     /// The per-datum log-likelihood log p(yᵢ | f(xᵢ; θ)), plus <paramref name="logPrior"/>(θ) / <paramref name="datasetSize"/>
-    /// when a prior is given (REFERENCE §1).
+    /// when a prior is given (docs/ALGORITHMS.md §1).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="datasetSize"/> is not positive.</exception>
     public static PerDatumLogDensity<TBatch> PerDatumLogDensity<TBatch>(this IForwardModel<TBatch> model,

@@ -6,7 +6,7 @@ namespace Posteriors.Curvature;
 
 /// <summary>
 /// The generalised Gauss–Newton of a batch, G = Σᵢ Jᵢᵀ Hᵢ Jᵢ, with Jᵢ = ∂f(xᵢ; θ)/∂θ and Hᵢ = −∇²_f log p(yᵢ | fᵢ)
-/// (REFERENCE §4). Only the likelihood enters: the prior belongs in a Laplace approximation's initial precision.
+/// (docs/ALGORITHMS.md §4). Only the likelihood enters: the prior belongs in a Laplace approximation's initial precision.
 /// </summary>
 /// <remarks>
 /// Writing Hᵢ = Lᵢ Lᵢᵀ (<see cref="OutputLikelihood.HessianFactor"/>), G = Σ_c Σᵢ (Jᵢᵀ l_ic)(Jᵢᵀ l_ic)ᵀ, and Jᵢᵀ l_ic is

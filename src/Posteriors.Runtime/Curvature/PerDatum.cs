@@ -6,7 +6,7 @@ namespace Posteriors.Curvature;
 
 /// <summary>
 /// A log density with one value per datum: returns a 1-D tensor of length B whose mean over the batch is the
-/// batch-normalised log posterior of REFERENCE §1, i.e. entry i is log p(yᵢ | xᵢ, θ) + log p(θ) / N (or just the
+/// batch-normalised log posterior of docs/ALGORITHMS.md §1, i.e. entry i is log p(yᵢ | xᵢ, θ) + log p(θ) / N (or just the
 /// log-likelihood, for curvature that leaves the prior to an initial precision). Per-sample gradients, empirical
 /// Fisher matrices and the extended Kalman filter need this per-datum form; the model DSL's likelihood method
 /// already produces it.
@@ -42,6 +42,14 @@ public static class PerDatum
     /// <exception cref="InvalidOperationException">The value is not 1-D, or <c>Wrt</c> does not match the parameters.</exception>
     public static (Tensor Values, ParameterTree Wrt) Evaluate<TBatch>(PerDatumLogDensity<TBatch> perDatum, ParameterTree parameters, TBatch batch)
     {
+        var (values, _, wrt) = EvaluateWithAux(perDatum, parameters, batch);
+        return (values, wrt);
+    }
+
+    /// <summary><see cref="Evaluate{TBatch}"/> that also hands back the function's auxiliary output.</summary>
+    internal static (Tensor Values, Tensor? Aux, ParameterTree Wrt) EvaluateWithAux<TBatch>(PerDatumLogDensity<TBatch> perDatum, ParameterTree parameters,
+        TBatch batch)
+    {
         ArgumentNullException.ThrowIfNull(perDatum);
         ArgumentNullException.ThrowIfNull(parameters);
         using var _ = enable_grad();
@@ -51,7 +59,7 @@ public static class PerDatum
             throw new InvalidOperationException(
                 $"A per-datum log density must return one value per datum (shape [B]); it returned shape [{string.Join(", ", result.Value?.shape ?? Array.Empty<long>())}].");
         if (result.Wrt is not null) parameters.EnsureSameStructure(result.Wrt, nameof(LogDensityResult.Wrt));
-        return (result.Value, result.Wrt ?? leaves);
+        return (result.Value, result.Aux, result.Wrt ?? leaves);
     }
 
     /// <summary>The names of <paramref name="parameters"/> to differentiate: all of them, or the given subset (checked).</summary>

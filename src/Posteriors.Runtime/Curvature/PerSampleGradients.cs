@@ -89,10 +89,11 @@ public static class PerSampleGradients
         }
 
         Tensor values;
+        Tensor? aux;
         ParameterTree wrt;
         try
         {
-            (values, wrt) = PerDatum.Evaluate(perDatum, parameters, batch);
+            (values, aux, wrt) = PerDatum.EvaluateWithAux(perDatum, parameters, batch);
         }
         finally
         {
@@ -110,7 +111,7 @@ public static class PerSampleGradients
             if (wanted.Contains(prefix + "bias") && wrt.Contains(prefix + "bias")) covered[prefix + "bias"] = (prefix, true);
         }
 
-        var result = new Factors(names, b) { Values = values.detach() };
+        var result = new Factors(names, b) { Values = values.detach(), Aux = aux?.detach() };
         using var _ = enable_grad();
         var total = values.sum();
         var others = names.Where(n => !covered.ContainsKey(n)).ToList();
@@ -180,6 +181,9 @@ public static class PerSampleGradients
 
         /// <summary>The per-datum values vᵢ (detached).</summary>
         public Tensor Values { get; init; } = null!;
+
+        /// <summary>The function's auxiliary output (detached), or <c>null</c>.</summary>
+        public Tensor? Aux { get; init; }
 
         public void SetDense(string name, Tensor perSample) => _dense[name] = perSample;
 

@@ -6,11 +6,11 @@ namespace Posteriors.Ensembles;
 
 /// <summary>
 /// K chains advanced at once. TorchSharp has no vmap, so the representation is a <b>leading chain dimension</b> in
-/// every leaf: a stacked tree whose leaf <c>w</c> has shape [K, …w's shape]. Every sampler's update is elementwise
-/// (SGNHT's thermostat aside, which is then shared by the chains), so a sampler advances all K chains with one set of
-/// tensor operations and one noise draw per leaf; rows of one draw are independent, so the chains' noise is
-/// independent. The log posterior over the stacked tree is Σₖ log π(θₖ): chains are independent, so its gradient
-/// with respect to row k is ∇ log π(θₖ). Write that sum directly (batched matrix products: fastest), or lift a
+/// every leaf: a stacked tree whose leaf <c>w</c> has shape [K, …w's shape]. <see cref="Ensemble.Of{TState, TBatch}"/>
+/// steps the chains of any sampler one by one on views of such a tree. SGLD, SGHMC, BAOA and SGLRW are also
+/// elementwise, so a sampler given a log posterior over the stacked tree, Σₖ log π(θₖ) (whose gradient with respect to
+/// row k is ∇ log π(θₖ)), advances all K chains with one set of tensor operations and one noise draw per leaf; SGNHT
+/// would then share one thermostat between the chains. Write that sum directly (batched matrix products) or lift a
 /// single-chain log posterior with <see cref="Sum{TBatch}"/> (K model evaluations per step).
 /// </summary>
 public static class ParallelChains

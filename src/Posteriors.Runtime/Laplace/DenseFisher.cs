@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense empirical Fisher precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense empirical Fisher precision (docs/ALGORITHMS.md §4): each batch adds
 /// Σᵢ ∇θ log πᵢ ∇θ log πᵢᵀ over the selected parameters (P × P memory: restrict to a subset for large models).
 /// </summary>
 public static class DenseFisher
@@ -42,7 +42,7 @@ public sealed class DenseFisher<TBatch> : ITransform<DenseLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DenseLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDense(nameof(DenseFisher), parameters, _subset, _initPrecision);
+    public DenseLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDense(nameof(DenseFisher), parameters, _subset, _initPrecision);
 
     /// <summary>Adds the batch's Σᵢ gᵢ gᵢᵀ to the precision.</summary>
     public DenseLaplaceState Update(DenseLaplaceState state, TBatch batch, bool inplace = false)
@@ -54,7 +54,7 @@ public sealed class DenseFisher<TBatch> : ITransform<DenseLaplaceState, TBatch>
             var factors = PerSampleGradients.Factor(_logPosterior, state.Params, batch, names, _module);
             var tree = factors.Materialize();
             var g = cat(tree.Leaves.Select(t => t.reshape(t.shape[0], -1)).ToArray(), 1);
-            return (g.t().mm(g), factors.Values.mean());
+            return (g.t().mm(g), factors.Values.mean(), factors.Aux);
         }, inplace);
     }
 }

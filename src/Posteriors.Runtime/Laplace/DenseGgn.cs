@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense generalised Gauss–Newton precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense generalised Gauss–Newton precision (docs/ALGORITHMS.md §4): each batch adds
 /// Σᵢ Jᵢᵀ Hᵢ Jᵢ over the selected parameters. Only the likelihood enters; the prior is the initial precision.
 /// </summary>
 public static class DenseGgn
@@ -42,7 +42,7 @@ public sealed class DenseGgn<TBatch> : ITransform<DenseLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DenseLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDense(nameof(DenseGgn), parameters, _subset, _initPrecision);
+    public DenseLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDense(nameof(DenseGgn), parameters, _subset, _initPrecision);
 
     /// <summary>Adds the batch's dense GGN to the precision.</summary>
     public DenseLaplaceState Update(DenseLaplaceState state, TBatch batch, bool inplace = false)
@@ -50,6 +50,6 @@ public sealed class DenseGgn<TBatch> : ITransform<DenseLaplaceState, TBatch>
         ArgumentNullException.ThrowIfNull(state);
         LaplaceCore.EnsureMethod(nameof(DenseGgn), state.Method);
         return LaplaceCore.UpdateDense(state, names =>
-            (Ggn.Dense(_model, state.Params, batch, names, _module), DiagGgn.MeanLogLikelihood(_model, state.Params, batch)), inplace);
+            DiagGgn.Curvature(Ggn.Dense(_model, state.Params, batch, names, _module), DiagGgn.MeanLogLikelihood(_model, state.Params, batch)), inplace);
     }
 }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a dense Hessian precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a dense Hessian precision (docs/ALGORITHMS.md §4): each batch adds
 /// rescale · (−∇²θ Σᵢ log πᵢ) + ε I over the selected parameters. Away from a mode the Hessian may be indefinite;
 /// ε and sampling's eigenvalue floor keep the approximation usable.
 /// </summary>
@@ -46,7 +46,7 @@ public sealed class DenseHessian<TBatch> : ITransform<DenseLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DenseLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDense(nameof(DenseHessian), parameters, _subset, _initPrecision);
+    public DenseLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDense(nameof(DenseHessian), parameters, _subset, _initPrecision);
 
     /// <summary>Adds rescale · (−Hessian) + ε I of the batch to the precision.</summary>
     public DenseLaplaceState Update(DenseLaplaceState state, TBatch batch, bool inplace = false)
@@ -58,9 +58,9 @@ public sealed class DenseHessian<TBatch> : ITransform<DenseLaplaceState, TBatch>
             var h = Hessian.Dense(_logPosterior, state.Params, batch, names);
             var increment = h * -_rescale;
             if (_epsilon > 0) increment = increment + eye(h.shape[0], dtype: h.dtype, device: h.device) * _epsilon;
-            Tensor value;
-            using (no_grad()) value = _logPosterior(state.Params, batch).Value.mean().detach();
-            return (increment, value);
+            LogDensityResult result;
+            using (no_grad()) result = _logPosterior(state.Params, batch);
+            return (increment, result.Value.mean().detach(), result.Aux?.detach());
         }, inplace);
     }
 }

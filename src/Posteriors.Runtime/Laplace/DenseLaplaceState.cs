@@ -8,37 +8,31 @@ namespace Posteriors.Laplace;
 /// The state of a dense Laplace approximation (empirical Fisher, GGN or Hessian): the mode and a [P, P] precision over
 /// the selected parameters flattened in the tree's order.
 /// </summary>
-public sealed class DenseLaplaceState : IAlgorithmState, IPersistentState<DenseLaplaceState>
+public sealed class DenseLaplaceState : AlgorithmState, IPersistentState<DenseLaplaceState>
 {
     private readonly List<string> _warnings = new();
 
-    internal DenseLaplaceState(string method, ParameterTree parameters, IReadOnlyList<string> subset, Tensor precision, long step, Tensor logPosterior)
+    private DenseLaplaceState(StateRecord fields) : base(fields) { }
+
+    internal static DenseLaplaceState New(string method, ParameterTree parameters, IReadOnlyList<string> subset, Tensor precision)
     {
-        Method = method;
-        Params = parameters;
-        Subset = subset;
-        Precision = precision;
-        Step = step;
-        LogPosterior = logPosterior;
+        var fields = NewFields(Kind, KindVersion, parameters);
+        fields.Set("method", method);
+        fields.Set("subset", string.Join("\n", subset));
+        fields.Set("precision", precision);
+        return new DenseLaplaceState(fields);
     }
 
+    private protected override AlgorithmState Create(StateRecord fields) => new DenseLaplaceState(fields);
+
     /// <summary>Which curvature built the precision ("DenseFisher", "DenseGgn" or "DenseHessian").</summary>
-    public string Method { get; }
+    public string Method => Fields.GetString("method");
 
-    /// <summary>The mode θ̂ (all parameters; those outside the subset stay fixed).</summary>
-    public ParameterTree Params { get; }
+    /// <summary>The names of the parameters the precision covers, in the tree's order (<see cref="ParameterTree.Layout"/> of <c>Params.Select(Subset)</c> locates each in the precision).</summary>
+    public IReadOnlyList<string> Subset => Fields.GetString("subset").Split('\n');
 
-    /// <summary>The names of the parameters the precision covers, in the tree's order.</summary>
-    public IReadOnlyList<string> Subset { get; }
-
-    /// <summary>The [P, P] precision (prior precision plus the curvature of every batch seen).</summary>
-    public Tensor Precision { get; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <summary>The mean log density of the last batch (NaN before the first update).</summary>
-    public Tensor LogPosterior { get; internal set; }
+    /// <summary>The [P, P] precision (prior precision plus the curvature of every datum seen).</summary>
+    public Tensor Precision => Fields.GetTensor("precision");
 
     /// <summary>Warnings raised while sampling (precision eigenvalues floored); not saved.</summary>
     public IReadOnlyList<string> Warnings => _warnings;
@@ -47,23 +41,12 @@ public sealed class DenseLaplaceState : IAlgorithmState, IPersistentState<DenseL
     public static string Kind => "DenseLaplace";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
-
-    /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        record.Set("method", Method);
-        record.Set("params", Params);
-        record.Set("subset", string.Join("\n", Subset));
-        record.Set("precision", Precision);
-        record.Set("step", Step);
-        record.Set("logPosterior", LogPosterior);
-    }
+    /// <remarks>Version 1 spelled the log density "logPosterior".</remarks>
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static DenseLaplaceState ReadFrom(StateRecord record) =>
-        new(record.GetString("method"), record.GetTree("params"), record.GetString("subset").Split('\n'),
-            record.GetTensor("precision"), record.GetLong("step"), record.GetTensor("logPosterior"));
+        new(Checked(RenameVersion1Fields(record), ("method", typeof(string)), ("subset", typeof(string)), ("precision", typeof(Tensor))));
 
     /// <summary>
     /// <paramref name="count"/> draws θ ~ N(θ̂, T · precision⁻¹), every leaf of the full tree with a leading dimension

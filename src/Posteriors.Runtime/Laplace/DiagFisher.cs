@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a diagonal empirical Fisher precision (REFERENCE §4): each batch adds Σᵢ (∇θ log πᵢ)²,
+/// Laplace approximation with a diagonal empirical Fisher precision (docs/ALGORITHMS.md §4): each batch adds Σᵢ (∇θ log πᵢ)²,
 /// the squared per-sample gradients of the per-datum log posterior, to the prior's precision. The parameters stay at
 /// the mode they were initialised at.
 /// </summary>
@@ -43,7 +43,7 @@ public sealed class DiagFisher<TBatch> : ITransform<DiagLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DiagLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDiag(nameof(DiagFisher), parameters, _subset, _initPrecision);
+    public DiagLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDiag(nameof(DiagFisher), parameters, _subset, _initPrecision);
 
     /// <summary>Adds the batch's squared per-sample gradients to the precision.</summary>
     public DiagLaplaceState Update(DiagLaplaceState state, TBatch batch, bool inplace = false)
@@ -53,7 +53,7 @@ public sealed class DiagFisher<TBatch> : ITransform<DiagLaplaceState, TBatch>
         return LaplaceCore.UpdateDiag(state, names =>
         {
             var factors = PerSampleGradients.Factor(_logPosterior, state.Params, batch, names, _module);
-            return (factors.SumOfSquares(), factors.Values.mean());
+            return (factors.SumOfSquares(), factors.Values.mean(), factors.Aux);
         }, inplace);
     }
 }

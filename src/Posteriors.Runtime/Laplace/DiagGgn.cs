@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// Laplace approximation with a diagonal generalised Gauss–Newton precision (REFERENCE §4): each batch adds
+/// Laplace approximation with a diagonal generalised Gauss–Newton precision (docs/ALGORITHMS.md §4): each batch adds
 /// diag(Σᵢ Jᵢᵀ Hᵢ Jᵢ), Jᵢ the Jacobian of the model's outputs and Hᵢ the negative Hessian of the outer
 /// log-likelihood. Only the likelihood enters; the prior is the initial precision.
 /// </summary>
@@ -25,12 +25,20 @@ public static class DiagGgn
     public static ParameterTree Sample(DiagLaplaceState state, long count, long seed = 0, double temperature = 1, double minPrecision = 1e-8) =>
         (state ?? throw new ArgumentNullException(nameof(state))).Sample(count, seed, temperature, minPrecision);
 
-    /// <summary>The mean outer log-likelihood of a batch at the mode (what the state reports as its log density).</summary>
-    internal static Tensor MeanLogLikelihood<TBatch>(IForwardModel<TBatch> model, ParameterTree parameters, TBatch batch)
+    /// <summary>
+    /// The mean outer log-likelihood of a batch at the mode (what the state reports as its log density) and the model's
+    /// outputs there (its auxiliary output).
+    /// </summary>
+    internal static (Tensor Value, Tensor Outputs) MeanLogLikelihood<TBatch>(IForwardModel<TBatch> model, ParameterTree parameters, TBatch batch)
     {
         using var _ = no_grad();
-        return model.Likelihood.LogProb(model.Forward(parameters, batch).Outputs, model.Targets(batch)).mean().detach();
+        var outputs = model.Forward(parameters, batch).Outputs.detach();
+        return (model.Likelihood.LogProb(outputs, model.Targets(batch)).mean().detach(), outputs);
     }
+
+    /// <summary>A curvature increment with the value and outputs of <see cref="MeanLogLikelihood{TBatch}"/>.</summary>
+    internal static (TIncrement Increment, Tensor Value, Tensor? Aux) Curvature<TIncrement>(TIncrement increment, (Tensor Value, Tensor Outputs) evaluation) =>
+        (increment, evaluation.Value, evaluation.Outputs);
 }
 
 /// <summary>The diagonal GGN Laplace transform. See <see cref="DiagGgn"/>.</summary>
@@ -50,7 +58,7 @@ public sealed class DiagGgn<TBatch> : ITransform<DiagLaplaceState, TBatch>
     }
 
     /// <inheritdoc />
-    public DiagLaplaceState Init(ParameterTree parameters) => LaplaceCore.InitDiag(nameof(DiagGgn), parameters, _subset, _initPrecision);
+    public DiagLaplaceState Init(ParameterTree parameters, long seed = 0) => LaplaceCore.InitDiag(nameof(DiagGgn), parameters, _subset, _initPrecision);
 
     /// <summary>Adds the batch's diagonal GGN to the precision.</summary>
     public DiagLaplaceState Update(DiagLaplaceState state, TBatch batch, bool inplace = false)
@@ -58,6 +66,6 @@ public sealed class DiagGgn<TBatch> : ITransform<DiagLaplaceState, TBatch>
         ArgumentNullException.ThrowIfNull(state);
         LaplaceCore.EnsureMethod(nameof(DiagGgn), state.Method);
         return LaplaceCore.UpdateDiag(state, names =>
-            (Ggn.Diagonal(_model, state.Params, batch, names, _module), DiagGgn.MeanLogLikelihood(_model, state.Params, batch)), inplace);
+            DiagGgn.Curvature(Ggn.Diagonal(_model, state.Params, batch, names, _module), DiagGgn.MeanLogLikelihood(_model, state.Params, batch)), inplace);
     }
 }

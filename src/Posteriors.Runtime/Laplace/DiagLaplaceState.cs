@@ -9,33 +9,27 @@ namespace Posteriors.Laplace;
 /// The state of a diagonal Laplace approximation (empirical Fisher or GGN): the mode, the diagonal precision over the
 /// selected parameters, and what happened when sampling.
 /// </summary>
-public sealed class DiagLaplaceState : IAlgorithmState, IPersistentState<DiagLaplaceState>
+public sealed class DiagLaplaceState : AlgorithmState, IPersistentState<DiagLaplaceState>
 {
     private readonly List<string> _warnings = new();
 
-    internal DiagLaplaceState(string method, ParameterTree parameters, ParameterTree precision, long step, Tensor logPosterior)
+    private DiagLaplaceState(StateRecord fields) : base(fields) { }
+
+    internal static DiagLaplaceState New(string method, ParameterTree parameters, ParameterTree precision)
     {
-        Method = method;
-        Params = parameters;
-        Precision = precision;
-        Step = step;
-        LogPosterior = logPosterior;
+        var fields = NewFields(Kind, KindVersion, parameters);
+        fields.Set("method", method);
+        fields.Set("precision", precision);
+        return new DiagLaplaceState(fields);
     }
 
+    private protected override AlgorithmState Create(StateRecord fields) => new DiagLaplaceState(fields);
+
     /// <summary>Which curvature built the precision ("DiagFisher" or "DiagGgn").</summary>
-    public string Method { get; }
+    public string Method => Fields.GetString("method");
 
-    /// <summary>The mode θ̂ (all parameters; those outside the subset stay fixed).</summary>
-    public ParameterTree Params { get; }
-
-    /// <summary>The diagonal precision, a tree over the selected parameters (prior precision plus the curvature of every batch seen).</summary>
-    public ParameterTree Precision { get; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <summary>The mean log density of the last batch (NaN before the first update).</summary>
-    public Tensor LogPosterior { get; internal set; }
+    /// <summary>The diagonal precision, a tree over the selected parameters (prior precision plus the curvature of every datum seen).</summary>
+    public ParameterTree Precision => Fields.GetTree("precision");
 
     /// <summary>Warnings raised while sampling (precisions floored); not saved.</summary>
     public IReadOnlyList<string> Warnings => _warnings;
@@ -44,21 +38,12 @@ public sealed class DiagLaplaceState : IAlgorithmState, IPersistentState<DiagLap
     public static string Kind => "DiagLaplace";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
-
-    /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        record.Set("method", Method);
-        record.Set("params", Params);
-        record.Set("precision", Precision);
-        record.Set("step", Step);
-        record.Set("logPosterior", LogPosterior);
-    }
+    /// <remarks>Version 1 spelled the log density "logPosterior".</remarks>
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static DiagLaplaceState ReadFrom(StateRecord record) =>
-        new(record.GetString("method"), record.GetTree("params"), record.GetTree("precision"), record.GetLong("step"), record.GetTensor("logPosterior"));
+        new(Checked(RenameVersion1Fields(record), ("method", typeof(string)), ("precision", typeof(ParameterTree))));
 
     /// <summary>
     /// <paramref name="count"/> draws θ ~ N(θ̂, T · diag(precision)⁻¹): every leaf of the full tree gets a leading

@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace Posteriors.Laplace;
 
 /// <summary>
-/// What every Laplace variant shares: the state's construction and "precision += this batch's curvature". The
-/// variants differ only in the curvature they pass in.
+/// What every Laplace variant shares: the state's construction and "precision += this batch's curvature" (a sum over
+/// the batch's data of per-datum curvature, docs/ALGORITHMS.md §1 and §4). The variants differ only in the curvature
+/// they pass in.
 /// </summary>
 internal static class LaplaceCore
 {
@@ -14,58 +15,48 @@ internal static class LaplaceCore
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var names = PerDatum.ResolveSubset(parameters, subset);
-        var mode = parameters.Clone();
-        return new DiagLaplaceState(method, mode, init.Materialize(mode.Select(names)), 0, TransformExtensions.NotYetEvaluated(parameters));
+        using var scope = NewDisposeScope();
+        var precision = init.Materialize(parameters.Select(names)).DetachFromDisposeScope();
+        return DiagLaplaceState.New(method, parameters, precision);
     }
 
     public static DenseLaplaceState InitDense(string method, ParameterTree parameters, IEnumerable<string>? subset, InitialPrecision init)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var names = PerDatum.ResolveSubset(parameters, subset);
-        var mode = parameters.Clone();
-        var diagonal = init.Materialize(mode.Select(names)).Flatten();
-        return new DenseLaplaceState(method, mode, names, diag(diagonal), 0, TransformExtensions.NotYetEvaluated(parameters));
+        using var scope = NewDisposeScope();
+        var precision = diag(init.Materialize(parameters.Select(names)).Flatten()).DetachFromDisposeScope();
+        return DenseLaplaceState.New(method, parameters, names, precision);
     }
 
     /// <param name="state">The state.</param>
-    /// <param name="curvature">(subset names) → (increment over the subset, mean log density of the batch).</param>
+    /// <param name="curvature">(subset names) → (increment over the subset, mean log density of the batch, auxiliary output).</param>
     /// <param name="inplace">Overwrite the state or return a new one.</param>
-    public static DiagLaplaceState UpdateDiag(DiagLaplaceState state, Func<IReadOnlyList<string>, (ParameterTree Increment, Tensor Value)> curvature, bool inplace)
+    public static DiagLaplaceState UpdateDiag(DiagLaplaceState state, Func<IReadOnlyList<string>, (ParameterTree Increment, Tensor Value, Tensor? Aux)> curvature,
+        bool inplace)
     {
         ArgumentNullException.ThrowIfNull(state);
         using var scope = NewDisposeScope();
-        var (increment, value) = curvature(state.Precision.Names);
+        var (increment, value, aux) = curvature(state.Precision.Names);
         NonFiniteException.ThrowIfNotFinite(state.Step, value, increment);
-        if (inplace)
-        {
-            using (no_grad())
-                for (var i = 0; i < increment.Count; i++) state.Precision.Leaves[i].add_(increment.Leaves[i]);
-            state.LogPosterior.copy_(value);
-            state.Step++;
-            return state;
-        }
-        var precision = state.Precision.ZipMap(increment, (p, d) => p + d).MoveToOuterDisposeScope();
-        return new DiagLaplaceState(state.Method, state.Params.Clone().MoveToOuterDisposeScope(), precision, state.Step + 1,
-            value.clone().MoveToOuterDisposeScope());
+        var next = AlgorithmState.Target(state, inplace);
+        using (no_grad())
+            for (var i = 0; i < increment.Count; i++) next.Precision.Leaves[i].add_(increment.Leaves[i]);
+        return AlgorithmState.Finish(next, value, aux);
     }
 
-    public static DenseLaplaceState UpdateDense(DenseLaplaceState state, Func<IReadOnlyList<string>, (Tensor Increment, Tensor Value)> curvature, bool inplace)
+    public static DenseLaplaceState UpdateDense(DenseLaplaceState state, Func<IReadOnlyList<string>, (Tensor Increment, Tensor Value, Tensor? Aux)> curvature,
+        bool inplace)
     {
         ArgumentNullException.ThrowIfNull(state);
         using var scope = NewDisposeScope();
-        var (increment, value) = curvature(state.Subset);
+        var (increment, value, aux) = curvature(state.Subset);
         NonFiniteException.ThrowIfNotFinite(state.Step, value);
         if (!isfinite(increment).all().item<bool>())
             throw new NonFiniteException($"The curvature of the batch has non-finite entries at step {state.Step}.", state.Step, null);
-        if (inplace)
-        {
-            using (no_grad()) state.Precision.add_(increment);
-            state.LogPosterior.copy_(value);
-            state.Step++;
-            return state;
-        }
-        return new DenseLaplaceState(state.Method, state.Params.Clone().MoveToOuterDisposeScope(), state.Subset,
-            (state.Precision + increment).MoveToOuterDisposeScope(), state.Step + 1, value.clone().MoveToOuterDisposeScope());
+        var next = AlgorithmState.Target(state, inplace);
+        using (no_grad()) next.Precision.add_(increment);
+        return AlgorithmState.Finish(next, value, aux);
     }
 
     /// <summary>Checks that a state was built by the variant it is given to.</summary>

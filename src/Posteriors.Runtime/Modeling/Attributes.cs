@@ -2,7 +2,7 @@ namespace Posteriors.Modeling;
 
 /// <summary>
 /// Marks a <c>partial</c> class as a Bayesian model. The source generator adds the batch-normalised log posterior
-/// (REFERENCE §1), the log prior, the parameter tree and prior draws, implementing <see cref="IModel{TBatch}"/>.
+/// (docs/ALGORITHMS.md §1), the log prior, the parameter tree and prior draws, implementing <see cref="IModel{TBatch}"/>.
 /// </summary>
 /// <remarks>
 /// Parameters are the instance fields and properties of type <c>Tensor</c> or of a TorchSharp module type. Each has

@@ -5,7 +5,7 @@ namespace Posteriors.Modeling;
 
 /// <summary>
 /// What the source generator implements for a <see cref="ModelAttribute"/> class: the batch-normalised log posterior
-/// (REFERENCE §1), the log prior, the parameter tree and its initialisation.
+/// (docs/ALGORITHMS.md §1), the log prior, the parameter tree and its initialisation.
 /// </summary>
 /// <typeparam name="TBatch">One mini-batch: a tuple of the likelihood method's parameters (or its single parameter).</typeparam>
 /// <remarks>

@@ -13,7 +13,7 @@ public static class ModelSupport
     public static long RequireDatasetSize(long n, string model) =>
         n > 0 ? n : throw new InvalidOperationException(
             $"{model}.DatasetSize is not set (it is {n}). Set it to N, the number of data points, before evaluating the " +
-            "log posterior: the prior is divided by N (REFERENCE §1).");
+            "log posterior: the prior is divided by N (docs/ALGORITHMS.md §1).");
 
     /// <summary>Validates a data set size given to the setter.</summary>
     /// <exception cref="ArgumentOutOfRangeException">N ≤ 0.</exception>

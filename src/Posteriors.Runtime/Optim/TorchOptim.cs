@@ -23,55 +23,43 @@ public static class TorchOptim
         Func<IEnumerable<Parameter>, optim.Optimizer> optimizer) => new(loss, optimizer, maximize: false);
 }
 
-/// <summary>The state of <see cref="TorchOptim{TBatch}"/>: parameters, the optimizer that owns their moments, and the step.</summary>
-public sealed class TorchOptimState : IAlgorithmState, IPersistentState<TorchOptimState>
+/// <summary>
+/// The state of <see cref="TorchOptim{TBatch}"/>: the parameters, the step, the objective, and the live TorchSharp
+/// optimizer that owns the moments (saved, and carried into copies, as its own bytes in the field "optimizer").
+/// </summary>
+public sealed class TorchOptimState : AlgorithmState, IPersistentState<TorchOptimState>
 {
-    internal TorchOptimState(ParameterTree parameters, optim.Optimizer? optimizer, long step, Tensor objective, byte[]? pendingOptimizerState)
+    private TorchOptimState(StateRecord fields) : base(fields) { }
+
+    internal static TorchOptimState New(ParameterTree parameters)
     {
-        Params = parameters;
-        Optimizer = optimizer;
-        Step = step;
-        LogPosterior = objective;
-        PendingOptimizerState = pendingOptimizerState;
+        var fields = NewFields(Kind, KindVersion, parameters);
+        fields.Set("optimizer", tensor(Array.Empty<byte>(), dtype: ScalarType.Byte).DetachFromDisposeScope());
+        return new TorchOptimState(fields);
     }
 
-    /// <summary>The parameters, as TorchSharp <see cref="Parameter"/> leaves the optimizer updates.</summary>
-    public ParameterTree Params { get; }
+    private protected override AlgorithmState Create(StateRecord fields) => new TorchOptimState(fields);
 
-    /// <summary>The optimizer; <c>null</c> for a loaded state until its first update recreates it.</summary>
+    /// <summary>The live optimizer; <c>null</c> for a loaded or copied state until its first update recreates it from the saved bytes.</summary>
     public optim.Optimizer? Optimizer { get; internal set; }
 
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <summary>The objective at the last update: the log posterior when maximising, the loss when minimising.</summary>
-    public Tensor LogPosterior { get; internal set; }
-
-    internal byte[]? PendingOptimizerState { get; set; }
+    private protected override void Sync()
+    {
+        if (Optimizer is null) return;
+        Fields.GetTensor("optimizer").Dispose();
+        Fields.Set("optimizer", tensor(TorchOptim<object>.SaveOptimizer(Optimizer), dtype: ScalarType.Byte).DetachFromDisposeScope());
+    }
 
     /// <inheritdoc />
     public static string Kind => "TorchOptim";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    /// <remarks>Version 1 spelled the objective "objective".</remarks>
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        record.Set("params", Params);
-        record.Set("step", Step);
-        record.Set("objective", LogPosterior);
-        var bytes = Optimizer is null ? PendingOptimizerState ?? Array.Empty<byte>() : TorchOptim<object>.SaveOptimizer(Optimizer);
-        record.Set("optimizer", tensor(bytes, dtype: ScalarType.Byte));
-    }
-
-    /// <inheritdoc />
-    public static TorchOptimState ReadFrom(StateRecord record)
-    {
-        var parameters = record.GetTree("params").Map(t => (Tensor)new Parameter(t, requires_grad: true));
-        var bytes = record.GetTensor("optimizer").bytes.ToArray();
-        return new TorchOptimState(parameters, null, record.GetLong("step"), record.GetTensor("objective"), bytes);
-    }
+    public static TorchOptimState ReadFrom(StateRecord record) =>
+        new(Checked(RenameVersion1Fields(record), ("optimizer", typeof(Tensor))));
 }
 
 /// <summary>MAP optimisation through a TorchSharp optimizer. See <see cref="TorchOptim"/>.</summary>
@@ -89,59 +77,48 @@ public sealed class TorchOptim<TBatch> : ITransform<TorchOptimState, TBatch>
     }
 
     /// <inheritdoc />
-    public TorchOptimState Init(ParameterTree parameters)
+    public TorchOptimState Init(ParameterTree parameters, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var owned = parameters.Map(t => (Tensor)new Parameter(t.detach().clone(), requires_grad: true));
-        return new TorchOptimState(owned, CreateOptimizer(owned), 0, TransformExtensions.NotYetEvaluated(parameters), null);
+        var state = TorchOptimState.New(parameters);
+        Attach(state);
+        return state;
     }
 
     /// <summary>
-    /// One optimizer step. The copying form clones the parameters and the optimizer's moments (through its state
-    /// dictionary) and steps the clone, so the given state is untouched.
+    /// One optimizer step. The copying form steps a copy whose optimizer is rebuilt from the given one's saved bytes, so
+    /// the given state is untouched.
     /// </summary>
     public TorchOptimState Update(TorchOptimState state, TBatch batch, bool inplace = false)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var target = inplace ? state : Copy(state);
-        if (target.Optimizer is null)
+        var next = AlgorithmState.Target(state, inplace);
+        if (next.Optimizer is null) Attach(next);
+        using var scope = NewDisposeScope();
+        var (value, aux, gradient) = Autodiff.ValueAndGrad(_objective, next.Params, batch);
+        NonFiniteException.ThrowIfNotFinite(next.Step, value, gradient);
+        using (no_grad())
         {
-            target.Optimizer = CreateOptimizer(target.Params);
-            if (target.PendingOptimizerState is { Length: > 0 } pending) LoadOptimizer(target.Optimizer, pending);
-            target.PendingOptimizerState = null;
-        }
-
-        using (var scope = NewDisposeScope())
-        {
-            var (value, _, gradient) = Autodiff.ValueAndGrad(_objective, target.Params, batch);
-            NonFiniteException.ThrowIfNotFinite(target.Step, value, gradient);
-            using (no_grad())
+            for (var i = 0; i < gradient.Count; i++)
             {
-                for (var i = 0; i < gradient.Count; i++)
-                {
-                    var g = _maximize ? gradient.Leaves[i].neg() : gradient.Leaves[i];
-                    target.Params.Leaves[i].grad = g.DetachFromDisposeScope();
-                }
+                var g = _maximize ? gradient.Leaves[i].neg() : gradient.Leaves[i];
+                next.Params.Leaves[i].grad = g.DetachFromDisposeScope();
             }
-            target.Optimizer.step();
-            if (inplace) target.LogPosterior.copy_(value);
-            else target.LogPosterior = value.clone().MoveToOuterDisposeScope();
         }
-        target.Step++;
-        return target;
+        next.Optimizer!.step();
+        return AlgorithmState.Finish(next, value, aux);
     }
 
-    private TorchOptimState Copy(TorchOptimState state)
+    /// <summary>Turns the state's parameter tensors into TorchSharp Parameters (which take over their handles) and gives it an optimizer over them, restored from its saved bytes.</summary>
+    private void Attach(TorchOptimState state)
     {
-        var parameters = state.Params.Map(t => (Tensor)new Parameter(t.detach().clone(), requires_grad: true));
-        var optimizer = CreateOptimizer(parameters);
-        var saved = state.Optimizer is null ? state.PendingOptimizerState : SaveOptimizer(state.Optimizer);
-        if (saved is { Length: > 0 }) LoadOptimizer(optimizer, saved);
-        return new TorchOptimState(parameters, optimizer, state.Step, state.LogPosterior.clone(), null);
+        var parameters = state.Params.Map(t => (Tensor)new Parameter(t, requires_grad: true));
+        state.Fields.Set(AlgorithmState.ParamsField, parameters);
+        var optimizer = _factory(parameters.Leaves.Cast<Parameter>()) ?? throw new InvalidOperationException("The optimizer factory returned null.");
+        var saved = state.Fields.GetTensor("optimizer").bytes.ToArray();
+        if (saved.Length > 0) LoadOptimizer(optimizer, saved);
+        state.Optimizer = optimizer;
     }
-
-    private optim.Optimizer CreateOptimizer(ParameterTree parameters) =>
-        _factory(parameters.Leaves.Cast<Parameter>()) ?? throw new InvalidOperationException("The optimizer factory returned null.");
 
     internal static byte[] SaveOptimizer(optim.Optimizer optimizer)
     {

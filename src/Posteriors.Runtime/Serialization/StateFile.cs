@@ -37,29 +37,35 @@ public sealed class StateRecord
     /// <summary>The layout version stored in the file.</summary>
     public int KindVersion { get; internal set; }
 
-    private void Set(string name, object value)
+    internal void SetValue(string name, object value)
     {
         if (!_fields.ContainsKey(name)) _order.Add(name);
         _fields[name] = value;
     }
 
     /// <summary>Stores an integer.</summary>
-    public void Set(string name, long value) => Set(name, (object)value);
+    public void Set(string name, long value) => SetValue(name, value);
 
     /// <summary>Stores a double.</summary>
-    public void Set(string name, double value) => Set(name, (object)value);
+    public void Set(string name, double value) => SetValue(name, value);
 
     /// <summary>Stores a string.</summary>
-    public void Set(string name, string value) => Set(name, (object)value);
+    public void Set(string name, string value) => SetValue(name, value);
 
     /// <summary>Stores a tensor (its values are copied to the CPU when written).</summary>
-    public void Set(string name, Tensor value) => Set(name, (object)value);
+    public void Set(string name, Tensor value) => SetValue(name, value);
 
     /// <summary>Stores a tree.</summary>
-    public void Set(string name, ParameterTree value) => Set(name, (object)value);
+    public void Set(string name, ParameterTree value) => SetValue(name, value);
 
     /// <summary>Whether a field is present.</summary>
     public bool Has(string name) => _fields.ContainsKey(name);
+
+    /// <summary>Whether a field is present and holds a tree.</summary>
+    internal bool HasTree(string name) => _fields.TryGetValue(name, out var v) && v is ParameterTree;
+
+    /// <summary>The tensors of a field: a tree's leaves, or a tensor on its own.</summary>
+    internal IReadOnlyList<Tensor> TensorsOf(string name) => HasTree(name) ? GetTree(name).Leaves : new[] { GetTensor(name) };
 
     private T Get<T>(string name)
     {
@@ -82,6 +88,74 @@ public sealed class StateRecord
 
     /// <summary>Reads a tree.</summary>
     public ParameterTree GetTree(string name) => Get<ParameterTree>(name);
+
+    /// <summary>Renames a field written by an earlier layout (nothing happens when it is absent); returns this record.</summary>
+    public StateRecord Rename(string from, string to)
+    {
+        if (!_fields.Remove(from, out var value)) return this;
+        _order[_order.IndexOf(from)] = to;
+        _fields[to] = value;
+        return this;
+    }
+
+    /// <summary>Removes a field (nothing happens when it is absent); returns this record.</summary>
+    public StateRecord Remove(string name)
+    {
+        if (_fields.Remove(name)) _order.Remove(name);
+        return this;
+    }
+
+    /// <summary>Throws unless every named field is present with the given type (checked when a file is loaded).</summary>
+    /// <exception cref="InvalidDataException">A field is missing or has another type; the message names it.</exception>
+    internal void Require(IEnumerable<(string Name, Type Type)> fields)
+    {
+        foreach (var (name, type) in fields)
+        {
+            if (!_fields.TryGetValue(name, out var v))
+                throw new InvalidDataException($"The saved {Kind} state (version {KindVersion}) has no field '{name}'.");
+            if (!type.IsInstanceOfType(v))
+                throw new InvalidDataException($"Field '{name}' of the saved {Kind} state is a {v.GetType().Name}, not a {type.Name}.");
+        }
+    }
+
+    /// <summary>Copies every field into <paramref name="target"/> (tensors by reference).</summary>
+    internal void CopyTo(StateRecord target)
+    {
+        foreach (var name in _order) target.SetValue(name, _fields[name]);
+    }
+
+    /// <summary>A record with the same fields whose tensors are fresh copies owned by the caller (no dispose scope).</summary>
+    internal StateRecord Clone()
+    {
+        var copy = new StateRecord { Kind = Kind, KindVersion = KindVersion };
+        foreach (var name in _order)
+        {
+            copy.SetValue(name, _fields[name] switch
+            {
+                Tensor t => Own(t),
+                ParameterTree tree => tree.Map(Own),
+                var other => other,
+            });
+        }
+        return copy;
+    }
+
+    /// <summary>Disposes every tensor of the record.</summary>
+    internal void DisposeTensors()
+    {
+        foreach (var value in _fields.Values)
+        {
+            if (value is Tensor t) t.Dispose();
+            else if (value is ParameterTree tree) tree.DisposeLeaves();
+        }
+    }
+
+    /// <summary>A deep copy of a tensor owned by the caller; the intermediate detached view is disposed at once.</summary>
+    internal static Tensor Own(Tensor t)
+    {
+        using var view = t.detach();
+        return view.clone().DetachFromDisposeScope();
+    }
 }
 
 /// <summary>

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// BAOA splitting of underdamped Langevin dynamics (Leimkuhler &amp; Matthews), one gradient per step, REFERENCE §2,
+/// BAOA splitting of underdamped Langevin dynamics (Leimkuhler &amp; Matthews), one gradient per step, docs/ALGORITHMS.md §2.4,
 /// with γ = α σ⁻²:
 /// <code>
 /// m ← m + ε g(θ)                                    (B)
@@ -34,17 +34,14 @@ public static class Baoa
 }
 
 /// <summary>The state of <see cref="Baoa{TBatch}"/>: parameters and momenta.</summary>
-public sealed class BaoaState : SgmcmcState, IPersistentState<BaoaState>
+public sealed class BaoaState : MomentumState, IPersistentState<BaoaState>
 {
-    internal BaoaState(ParameterTree parameters, ParameterTree momenta, long step, Tensor logPosterior, long seed)
-        : base(parameters, step, logPosterior, seed) => Momenta = momenta;
+    private BaoaState(StateRecord fields) : base(fields) { }
 
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta { get; }
+    internal static BaoaState New(ParameterTree parameters, ParameterTree momenta, long seed) =>
+        new(NewFields(Kind, KindVersion, parameters, momenta, seed));
 
-    internal override IEnumerable<Tensor> Tensors => Params.Leaves.Concat(Momenta.Leaves);
-
-    internal BaoaState Copy() => new(SgmcmcStep.Own(Params), SgmcmcStep.Own(Momenta), Step, SgmcmcStep.Own(LogPosterior), Seed);
+    private protected override AlgorithmState Create(StateRecord fields) => new BaoaState(fields);
 
     /// <inheritdoc />
     public static string Kind => "Baoa";
@@ -53,62 +50,41 @@ public sealed class BaoaState : SgmcmcState, IPersistentState<BaoaState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        WriteCommon(record);
-        record.Set("momenta", Momenta);
-    }
-
-    /// <inheritdoc />
-    public static BaoaState ReadFrom(StateRecord record)
-    {
-        var (p, step, lp, seed) = ReadCommon(record);
-        return new BaoaState(p, record.GetTree("momenta"), step, lp, seed);
-    }
+    public static BaoaState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
 }
 
 /// <summary>BAOA. See <see cref="Baoa"/>.</summary>
-public sealed class Baoa<TBatch> : ITransform<BaoaState, TBatch>
+public sealed class Baoa<TBatch> : SgmcmcSampler<BaoaState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
     private readonly Schedule _lr, _temperature;
     private readonly double _alpha, _sigma;
     private readonly InitialMomenta _momenta;
-    private readonly Rng _rng = new();
 
-    internal Baoa(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha, double sigma, Schedule temperature, InitialMomenta momenta) =>
-        (_logPosterior, _lr, _alpha, _sigma, _temperature, _momenta) = (logPosterior, lr, alpha, sigma, temperature, momenta);
+    internal Baoa(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha, double sigma, Schedule temperature, InitialMomenta momenta)
+        : base(logPosterior) =>
+        (_lr, _alpha, _sigma, _temperature, _momenta) = (lr, alpha, sigma, temperature, momenta);
 
-    /// <inheritdoc />
-    public BaoaState Init(ParameterTree parameters) => Init(parameters, seed: 0);
-
-    /// <summary>A fresh state at <paramref name="parameters"/> whose noise comes from the stream of <paramref name="seed"/>.</summary>
-    public BaoaState Init(ParameterTree parameters, long seed)
+    internal override BaoaState InitChain(ParameterTree parameters, long seed, int stream)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return new BaoaState(SgmcmcStep.Own(parameters), _momenta.Create(parameters, seed, _rng), 0,
-            TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+        return BaoaState.New(parameters, _momenta.Create(parameters, seed, Rng, stream), seed);
     }
 
-    /// <inheritdoc />
-    public BaoaState Update(BaoaState state, TBatch batch, bool inplace = false)
+    internal override void Move(BaoaState chain, ParameterTree grad, long step, long seed, int stream)
     {
-        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
-        using var scope = NewDisposeScope();
-        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        var lr = _lr.At(state.Step, "lr", positive: true);
-        var temperature = _temperature.At(state.Step, "temperature");
+        var lr = _lr.At(step, "lr", positive: true);
+        var temperature = _temperature.At(step, "temperature");
         var prec = 1.0 / (_sigma * _sigma);
         var gamma = _alpha * prec;
         var decay = Math.Exp(-gamma * lr);
         // −expm1 keeps 1 − e^(−2γε) accurate when γε is tiny.
         var noise = Math.Sqrt(temperature * -ExpM1(-2 * gamma * lr)) * _sigma;
-        var generator = noise > 0 ? _rng.For(state.Seed, state.Step, state.Params.Device) : null;
+        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
         using (no_grad())
         {
             for (var i = 0; i < grad.Count; i++)
             {
-                Tensor θ = next.Params.Leaves[i], m = next.Momenta.Leaves[i];
+                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i];
                 m.add_(grad.Leaves[i], alpha: lr);                                                 // B
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
                 m.mul_(decay);                                                                     // O
@@ -116,7 +92,6 @@ public sealed class Baoa<TBatch> : ITransform<BaoaState, TBatch>
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
             }
         }
-        return SgmcmcStep.Finish(next, value);
     }
 
     private static double ExpM1(double x) => Math.Abs(x) < 1e-5 ? x + x * x / 2 + x * x * x / 6 : Math.Exp(x) - 1;

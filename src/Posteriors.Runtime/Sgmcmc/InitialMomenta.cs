@@ -22,7 +22,7 @@ public sealed class InitialMomenta
     /// <summary>Standard normal draws, from the stream of (seed, step −1), so they never coincide with step noise.</summary>
     public static InitialMomenta Random { get; } = new(null, null);
 
-    /// <summary>All zeros (REFERENCE §7 and the T = 0 correspondence with momentum SGD).</summary>
+    /// <summary>All zeros (docs/ALGORITHMS.md §7 and the T = 0 correspondence of §2.6 with momentum SGD).</summary>
     public static InitialMomenta Zero { get; } = new(null, 0.0);
 
     /// <summary>The same value for every element.</summary>
@@ -38,17 +38,25 @@ public sealed class InitialMomenta
     /// <summary>A tree shaped like the parameters.</summary>
     public static implicit operator InitialMomenta(ParameterTree momenta) => From(momenta);
 
-    /// <summary>The momenta for <paramref name="parameters"/>, as new tensors owned by the caller.</summary>
-    internal ParameterTree Create(ParameterTree parameters, long seed, Rng rng)
+    /// <summary>
+    /// The momenta for <paramref name="parameters"/>, as new tensors owned by the caller. Random draws come from stream
+    /// <paramref name="stream"/> (chain k of an ensemble); a given tree is either shaped like the parameters or, for an
+    /// ensemble, like the stacked parameters, whose row <paramref name="stream"/> is then taken.
+    /// </summary>
+    internal ParameterTree Create(ParameterTree parameters, long seed, Rng rng, int stream = 0)
     {
         using var scope = NewDisposeScope();
         if (_tree is not null)
         {
-            parameters.EnsureSameStructure(_tree, "momenta");
-            return parameters.ZipMap(_tree, (p, m) => m.detach().to(p.device).to_type(p.dtype).clone()).DetachFromDisposeScope();
+            var tree = _tree;
+            if (!parameters.HasSameStructure(tree) && tree.Leaves.All(t => t.dim() > 0 && t.shape[0] > stream) &&
+                parameters.HasSameStructure(tree.Map(t => t.select(0, stream))))
+                tree = tree.Map(t => t.select(0, stream));
+            parameters.EnsureSameStructure(tree, "momenta");
+            return parameters.ZipMap(tree, (p, m) => m.detach().to(p.device).to_type(p.dtype).clone()).DetachFromDisposeScope();
         }
         if (_value is { } v) return parameters.Map(t => full_like(t, v)).DetachFromDisposeScope();
-        var generator = rng.For(seed, -1, parameters.Device);
+        var generator = rng.For(seed, -1, parameters.Device, stream);
         return parameters.Map(t => SgmcmcStep.Normal(t, generator)).DetachFromDisposeScope();
     }
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Hamiltonian Monte Carlo (Chen et al., 2014), REFERENCE §2:
+/// Stochastic-gradient Hamiltonian Monte Carlo (Chen et al., 2014), docs/ALGORITHMS.md §2.2:
 /// <code>
 /// θ' = θ + ε σ⁻² m
 /// m' = m + ε g − ε σ⁻² α m + sqrt(T ε (2α − T ε β)) ξ
@@ -32,17 +32,14 @@ public static class Sghmc
 }
 
 /// <summary>The state of <see cref="Sghmc{TBatch}"/>: parameters and momenta.</summary>
-public sealed class SghmcState : SgmcmcState, IPersistentState<SghmcState>
+public sealed class SghmcState : MomentumState, IPersistentState<SghmcState>
 {
-    internal SghmcState(ParameterTree parameters, ParameterTree momenta, long step, Tensor logPosterior, long seed)
-        : base(parameters, step, logPosterior, seed) => Momenta = momenta;
+    private SghmcState(StateRecord fields) : base(fields) { }
 
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta { get; }
+    internal static SghmcState New(ParameterTree parameters, ParameterTree momenta, long seed) =>
+        new(NewFields(Kind, KindVersion, parameters, momenta, seed));
 
-    internal override IEnumerable<Tensor> Tensors => Params.Leaves.Concat(Momenta.Leaves);
-
-    internal SghmcState Copy() => new(SgmcmcStep.Own(Params), SgmcmcStep.Own(Momenta), Step, SgmcmcStep.Own(LogPosterior), Seed);
+    private protected override AlgorithmState Create(StateRecord fields) => new SghmcState(fields);
 
     /// <inheritdoc />
     public static string Kind => "Sghmc";
@@ -51,73 +48,38 @@ public sealed class SghmcState : SgmcmcState, IPersistentState<SghmcState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        WriteCommon(record);
-        record.Set("momenta", Momenta);
-    }
-
-    /// <inheritdoc />
-    public static SghmcState ReadFrom(StateRecord record)
-    {
-        var (p, step, lp, seed) = ReadCommon(record);
-        return new SghmcState(p, record.GetTree("momenta"), step, lp, seed);
-    }
+    public static SghmcState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
 }
 
 /// <summary>SGHMC. See <see cref="Sghmc"/>.</summary>
-public sealed class Sghmc<TBatch> : ITransform<SghmcState, TBatch>
+public sealed class Sghmc<TBatch> : SgmcmcSampler<SghmcState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
     private readonly Schedule _lr, _temperature;
     private readonly double _alpha, _beta, _sigma;
     private readonly InitialMomenta _momenta;
-    private readonly Rng _rng = new();
 
     internal Sghmc(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha, double beta, double sigma,
-        Schedule temperature, InitialMomenta momenta)
-    {
-        (_logPosterior, _lr, _alpha, _beta, _sigma, _temperature, _momenta) = (logPosterior, lr, alpha, beta, sigma, temperature, momenta);
-    }
+        Schedule temperature, InitialMomenta momenta) : base(logPosterior) =>
+        (_lr, _alpha, _beta, _sigma, _temperature, _momenta) = (lr, alpha, beta, sigma, temperature, momenta);
 
-    /// <inheritdoc />
-    public SghmcState Init(ParameterTree parameters) => Init(parameters, seed: 0);
-
-    /// <summary>A fresh state at <paramref name="parameters"/> whose noise comes from the stream of <paramref name="seed"/>.</summary>
-    public SghmcState Init(ParameterTree parameters, long seed)
+    internal override SghmcState InitChain(ParameterTree parameters, long seed, int stream)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return new SghmcState(SgmcmcStep.Own(parameters), _momenta.Create(parameters, seed, _rng), 0,
-            TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+        return SghmcState.New(parameters, _momenta.Create(parameters, seed, Rng, stream), seed);
     }
 
-    /// <inheritdoc />
-    public SghmcState Update(SghmcState state, TBatch batch, bool inplace = false)
-    {
-        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
-        using var scope = NewDisposeScope();
-        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        Move(next.Params, next.Momenta, grad, state.Step, state.Seed);
-        return SgmcmcStep.Finish(next, value);
-    }
-
-    /// <summary>
-    /// The SGHMC move of (θ, m) in place, given g = ∇ log π at the old θ, with the hyperparameters of
-    /// <paramref name="step"/> and noise from stream <paramref name="stream"/> of that step (chains of an ensemble).
-    /// <paramref name="grad"/> is consumed: its buffers receive the noise, which saves a parameter-sized allocation.
-    /// </summary>
-    internal void Move(ParameterTree parameters, ParameterTree momenta, ParameterTree grad, long step, long seed, int stream = 0)
+    internal override void Move(SghmcState chain, ParameterTree grad, long step, long seed, int stream)
     {
         var lr = _lr.At(step, "lr", positive: true);
         var temperature = _temperature.At(step, "temperature");
         var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var generator = noise > 0 ? _rng.For(seed, step, parameters.Device, stream) : null;
+        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
         using (no_grad())
         {
             for (var i = 0; i < grad.Count; i++)
             {
-                Tensor θ = parameters.Leaves[i], m = momenta.Leaves[i], g = grad.Leaves[i];
+                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
                 m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
                 if (generator is not null) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, generator));  //  + sqrt(Tε(2α − Tεβ)) ξ

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Langevin dynamics (Welling &amp; Teh, 2011), REFERENCE §2:
+/// Stochastic-gradient Langevin dynamics (Welling &amp; Teh, 2011), docs/ALGORITHMS.md §2.1:
 /// <code>θ' = θ + ε g + sqrt(T ε (2 − T ε β)) ξ</code>
 /// At T = 0 it is plain gradient ascent.
 /// </summary>
@@ -27,12 +27,11 @@ public static class Sgld
 /// <summary>The state of <see cref="Sgld{TBatch}"/>: the parameters only.</summary>
 public sealed class SgldState : SgmcmcState, IPersistentState<SgldState>
 {
-    internal SgldState(ParameterTree parameters, long step, Tensor logPosterior, long seed)
-        : base(parameters, step, logPosterior, seed) { }
+    private SgldState(StateRecord fields) : base(fields) { }
 
-    internal override IEnumerable<Tensor> Tensors => Params.Leaves;
+    internal static SgldState New(ParameterTree parameters, long seed) => new(NewFields(Kind, KindVersion, parameters, seed));
 
-    internal SgldState Copy() => new(SgmcmcStep.Own(Params), Step, SgmcmcStep.Own(LogPosterior), Seed);
+    private protected override AlgorithmState Create(StateRecord fields) => new SgldState(fields);
 
     /// <inheritdoc />
     public static string Kind => "Sgld";
@@ -41,55 +40,37 @@ public sealed class SgldState : SgmcmcState, IPersistentState<SgldState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record) => WriteCommon(record);
-
-    /// <inheritdoc />
-    public static SgldState ReadFrom(StateRecord record)
-    {
-        var (p, step, lp, seed) = ReadCommon(record);
-        return new SgldState(p, step, lp, seed);
-    }
+    public static SgldState ReadFrom(StateRecord record) => new(CheckedWithSeed(record));
 }
 
 /// <summary>SGLD. See <see cref="Sgld"/>.</summary>
-public sealed class Sgld<TBatch> : ITransform<SgldState, TBatch>
+public sealed class Sgld<TBatch> : SgmcmcSampler<SgldState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
     private readonly Schedule _lr, _temperature;
     private readonly double _beta;
-    private readonly Rng _rng = new();
 
-    internal Sgld(LogPosterior<TBatch> logPosterior, Schedule lr, double beta, Schedule temperature) =>
-        (_logPosterior, _lr, _beta, _temperature) = (logPosterior, lr, beta, temperature);
+    internal Sgld(LogPosterior<TBatch> logPosterior, Schedule lr, double beta, Schedule temperature) : base(logPosterior) =>
+        (_lr, _beta, _temperature) = (lr, beta, temperature);
 
-    /// <inheritdoc />
-    public SgldState Init(ParameterTree parameters) => Init(parameters, seed: 0);
-
-    /// <summary>A fresh state at <paramref name="parameters"/> whose noise comes from the stream of <paramref name="seed"/>.</summary>
-    public SgldState Init(ParameterTree parameters, long seed)
+    internal override SgldState InitChain(ParameterTree parameters, long seed, int stream)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return new SgldState(SgmcmcStep.Own(parameters), 0, TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+        return SgldState.New(parameters, seed);
     }
 
-    /// <inheritdoc />
-    public SgldState Update(SgldState state, TBatch batch, bool inplace = false)
+    internal override void Move(SgldState chain, ParameterTree grad, long step, long seed, int stream)
     {
-        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
-        using var scope = NewDisposeScope();
-        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        var lr = _lr.At(state.Step, "lr", positive: true);
-        var noise = SgmcmcStep.NoiseScale(_temperature.At(state.Step, "temperature"), lr, 1.0, _beta, state.Step);
-        var generator = noise > 0 ? _rng.For(state.Seed, state.Step, state.Params.Device) : null;
+        var lr = _lr.At(step, "lr", positive: true);
+        var noise = SgmcmcStep.NoiseScale(_temperature.At(step, "temperature"), lr, 1.0, _beta, step);
+        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
         using (no_grad())
         {
             for (var i = 0; i < grad.Count; i++)
             {
-                var θ = next.Params.Leaves[i];
+                var θ = chain.Params.Leaves[i];
                 θ.add_(grad.Leaves[i], alpha: lr);                                                   // θ + ε g
                 if (generator is not null) θ.add_(SgmcmcStep.Normal(θ, generator), alpha: noise);    //   + sqrt(Tε(2 − Tεβ)) ξ
             }
         }
-        return SgmcmcStep.Finish(next, value);
     }
 }

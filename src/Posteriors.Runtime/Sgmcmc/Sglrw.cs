@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient lattice random walk, REFERENCE §2: a discretisation of overdamped Langevin dynamics in which
+/// Stochastic-gradient lattice random walk, docs/ALGORITHMS.md §2.5: a discretisation of overdamped Langevin dynamics in which
 /// every element moves by +δ, −δ or 0, with δ = sqrt(2 T ε) and
 /// <code>
 /// p₊ = clamp((1 + ε g / δ) / 2, 0, 1),   p₋ = clamp((1 − ε g / δ) / 2, 0, 1),   p₀ = 1 − p₊ − p₋
@@ -29,12 +29,11 @@ public static class Sglrw
 /// <summary>The state of <see cref="Sglrw{TBatch}"/>: the parameters only.</summary>
 public sealed class SglrwState : SgmcmcState, IPersistentState<SglrwState>
 {
-    internal SglrwState(ParameterTree parameters, long step, Tensor logPosterior, long seed)
-        : base(parameters, step, logPosterior, seed) { }
+    private SglrwState(StateRecord fields) : base(fields) { }
 
-    internal override IEnumerable<Tensor> Tensors => Params.Leaves;
+    internal static SglrwState New(ParameterTree parameters, long seed) => new(NewFields(Kind, KindVersion, parameters, seed));
 
-    internal SglrwState Copy() => new(SgmcmcStep.Own(Params), Step, SgmcmcStep.Own(LogPosterior), Seed);
+    private protected override AlgorithmState Create(StateRecord fields) => new SglrwState(fields);
 
     /// <inheritdoc />
     public static string Kind => "Sglrw";
@@ -43,50 +42,33 @@ public sealed class SglrwState : SgmcmcState, IPersistentState<SglrwState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record) => WriteCommon(record);
-
-    /// <inheritdoc />
-    public static SglrwState ReadFrom(StateRecord record)
-    {
-        var (p, step, lp, seed) = ReadCommon(record);
-        return new SglrwState(p, step, lp, seed);
-    }
+    public static SglrwState ReadFrom(StateRecord record) => new(CheckedWithSeed(record));
 }
 
 /// <summary>SGLRW. See <see cref="Sglrw"/>.</summary>
-public sealed class Sglrw<TBatch> : ITransform<SglrwState, TBatch>
+public sealed class Sglrw<TBatch> : SgmcmcSampler<SglrwState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
     private readonly Schedule _lr, _temperature;
-    private readonly Rng _rng = new();
 
-    internal Sglrw(LogPosterior<TBatch> logPosterior, Schedule lr, Schedule temperature) =>
-        (_logPosterior, _lr, _temperature) = (logPosterior, lr, temperature);
+    internal Sglrw(LogPosterior<TBatch> logPosterior, Schedule lr, Schedule temperature) : base(logPosterior) =>
+        (_lr, _temperature) = (lr, temperature);
 
-    /// <inheritdoc />
-    public SglrwState Init(ParameterTree parameters) => Init(parameters, seed: 0);
-
-    /// <summary>A fresh state at <paramref name="parameters"/> whose moves come from the stream of <paramref name="seed"/>.</summary>
-    public SglrwState Init(ParameterTree parameters, long seed)
+    internal override SglrwState InitChain(ParameterTree parameters, long seed, int stream)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return new SglrwState(SgmcmcStep.Own(parameters), 0, TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+        return SglrwState.New(parameters, seed);
     }
 
-    /// <inheritdoc />
-    public SglrwState Update(SglrwState state, TBatch batch, bool inplace = false)
+    internal override void Move(SglrwState chain, ParameterTree grad, long step, long seed, int stream)
     {
-        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
-        using var scope = NewDisposeScope();
-        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        var lr = _lr.At(state.Step, "lr", positive: true);
-        var delta = Math.Sqrt(2 * _temperature.At(state.Step, "temperature", positive: true) * lr);
-        var generator = _rng.For(state.Seed, state.Step, state.Params.Device);
+        var lr = _lr.At(step, "lr", positive: true);
+        var delta = Math.Sqrt(2 * _temperature.At(step, "temperature", positive: true) * lr);
+        var generator = Rng.For(seed, step, chain.Params.Device, stream);
         using (no_grad())
         {
             for (var i = 0; i < grad.Count; i++)
             {
-                var θ = next.Params.Leaves[i];
+                var θ = chain.Params.Leaves[i];
                 var drift = grad.Leaves[i] * (lr / delta);                                  // ε g / δ
                 var up = drift.add(1.0).mul_(0.5).clamp_(0.0, 1.0);                         // p₊
                 var down = drift.neg().add_(1.0).mul_(0.5).clamp_(0.0, 1.0);                 // p₋
@@ -96,6 +78,5 @@ public sealed class Sglrw<TBatch> : ITransform<SglrwState, TBatch>
                 θ.add_(move, alpha: delta);
             }
         }
-        return SgmcmcStep.Finish(next, value);
     }
 }

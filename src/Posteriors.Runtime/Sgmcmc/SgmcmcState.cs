@@ -5,70 +5,98 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// What every SGMCMC state holds: the parameters θ, the step counter, the last log posterior and the seed of the
-/// counter-based noise stream (step t draws from <c>Rng.For(Seed, t)</c>).
+/// What every SGMCMC state holds besides its sampler's own fields: the parameters θ, the step counter, the last log
+/// posterior and the seed of the counter-based noise stream (step t of chain k draws from <c>Rng.For(Seed, t, k)</c>).
 /// </summary>
-public abstract class SgmcmcState : IAlgorithmState
+public abstract class SgmcmcState : AlgorithmState
 {
-    /// <summary>Creates the common part of a state.</summary>
-    protected SgmcmcState(ParameterTree parameters, long step, Tensor logPosterior, long seed)
-    {
-        Params = parameters ?? throw new ArgumentNullException(nameof(parameters));
-        LogPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
-        Step = step;
-        Seed = seed;
-    }
-
-    /// <inheritdoc />
-    public ParameterTree Params { get; }
-
-    /// <inheritdoc />
-    public long Step { get; internal set; }
-
-    /// <inheritdoc />
-    public Tensor LogPosterior { get; }
+    private protected SgmcmcState(StateRecord fields) : base(fields) { }
 
     /// <summary>The seed of this chain's noise stream.</summary>
-    public long Seed { get; }
+    public long Seed => Fields.GetLong(SeedField);
 
-    /// <summary>Every tensor the update overwrites, in a fixed order (parameters first).</summary>
-    internal abstract IEnumerable<Tensor> Tensors { get; }
-
-    /// <summary>Writes the fields every SGMCMC state has.</summary>
-    protected void WriteCommon(StateRecord record)
+    /// <summary>The fields every SGMCMC state starts with (<see cref="AlgorithmState.NewFields"/> and the seed).</summary>
+    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree parameters, long seed)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        record.Set("params", Params);
-        record.Set("step", Step);
-        record.Set("log_posterior", LogPosterior);
-        record.Set("seed", Seed);
+        var fields = AlgorithmState.NewFields(kind, kindVersion, parameters);
+        fields.Set(SeedField, seed);
+        return fields;
     }
 
-    /// <summary>Reads the fields every SGMCMC state has.</summary>
-    protected static (ParameterTree Params, long Step, Tensor LogPosterior, long Seed) ReadCommon(StateRecord record)
-    {
-        ArgumentNullException.ThrowIfNull(record);
-        return (record.GetTree("params"), record.GetLong("step"), record.GetTensor("log_posterior"), record.GetLong("seed"));
-    }
+    /// <summary>A loaded record checked for the common fields, the seed and <paramref name="fields"/>.</summary>
+    internal static StateRecord CheckedWithSeed(StateRecord record, params (string Name, Type Type)[] fields) =>
+        Checked(record, fields.Prepend((SeedField, typeof(long))).ToArray());
 }
 
-/// <summary>The plumbing every SGMCMC update shares, so that each sampler file holds only its equations.</summary>
-internal static class SgmcmcStep
+/// <summary>The state of a sampler with momenta (SGHMC, SGNHT, BAOA): the common fields and the momenta m.</summary>
+public abstract class MomentumState : SgmcmcState
 {
-    /// <summary>
-    /// The state that the update writes into: the given one (in place) or a deep copy of it (copying). Both then go
-    /// through the same in-place arithmetic, which is what makes the two forms bit-identical.
-    /// </summary>
-    public static TState Target<TState>(TState state, bool inplace, Func<TState, TState> copy) where TState : SgmcmcState
+    private protected MomentumState(StateRecord fields) : base(fields) { }
+
+    /// <summary>The momenta m, shaped like the parameters.</summary>
+    public ParameterTree Momenta => Fields.GetTree("momenta");
+
+    /// <summary>The fields every momentum state starts with.</summary>
+    internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree parameters, ParameterTree momenta, long seed)
     {
-        ArgumentNullException.ThrowIfNull(state);
-        return inplace ? state : copy(state);
+        var fields = NewFields(kind, kindVersion, parameters, seed);
+        fields.Set("momenta", momenta);
+        return fields;
     }
 
-    /// <summary>log π and ∇ log π at θ, checked for NaN/Inf (the exception names the step and the parameter).</summary>
-    public static ValueAndGradient Gradient<TBatch>(LogPosterior<TBatch> logPosterior, SgmcmcState state, TBatch batch) =>
-        Gradient(logPosterior, state.Params, state.Step, batch);
+    /// <summary>A loaded record checked for the common fields, the seed, the momenta and <paramref name="fields"/>.</summary>
+    internal static StateRecord CheckedWithMomenta(StateRecord record, params (string Name, Type Type)[] fields) =>
+        CheckedWithSeed(record, fields.Prepend(("momenta", typeof(ParameterTree))).ToArray());
+}
 
+/// <summary>
+/// What every sampler of docs/ALGORITHMS.md §2 shares: the update (evaluate the gradient at θ, apply the sampler's rule
+/// in place to the state or to its copy, record the value, auxiliary output and step) and the seeded initialisation.
+/// Each sampler supplies its state's fields (<see cref="InitChain"/>) and its rule (<see cref="Move"/>); an
+/// <see cref="Ensembles.Ensemble{TState, TBatch}"/> applies the same rule to every chain of a stacked state.
+/// </summary>
+/// <typeparam name="TState">The sampler's state.</typeparam>
+/// <typeparam name="TBatch">One mini-batch.</typeparam>
+public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch> where TState : SgmcmcState
+{
+    private protected SgmcmcSampler(LogPosterior<TBatch> logPosterior) =>
+        LogPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
+
+    /// <summary>The log posterior the sampler differentiates.</summary>
+    internal LogPosterior<TBatch> LogPosterior { get; }
+
+    /// <summary>The counter-based generators of this sampler.</summary>
+    private protected Rng Rng { get; } = new();
+
+    /// <inheritdoc />
+    public TState Init(ParameterTree parameters, long seed = 0) => InitChain(parameters, seed, stream: 0);
+
+    /// <inheritdoc />
+    /// <exception cref="NonFiniteException">The log posterior or its gradient is NaN or infinite; the message names the step and the parameter.</exception>
+    public TState Update(TState state, TBatch batch, bool inplace = false)
+    {
+        var next = AlgorithmState.Target(state, inplace);
+        using var scope = NewDisposeScope();
+        var (value, aux, grad) = SgmcmcStep.Gradient(LogPosterior, state.Params, state.Step, batch);
+        Move(next, grad, state.Step, state.Seed, stream: 0);
+        return AlgorithmState.Finish(next, value, aux);
+    }
+
+    /// <summary>A fresh state at <paramref name="parameters"/>; random initial values come from stream <paramref name="stream"/> of the seed.</summary>
+    internal abstract TState InitChain(ParameterTree parameters, long seed, int stream);
+
+    /// <summary>
+    /// The sampler's rule: moves <paramref name="chain"/> in place given g = ∇ log π at its old θ, with the
+    /// hyperparameters of <paramref name="step"/> and noise from stream <paramref name="stream"/> of
+    /// (<paramref name="seed"/>, <paramref name="step"/>). <paramref name="grad"/> is consumed (its buffers may receive
+    /// the noise).
+    /// </summary>
+    internal abstract void Move(TState chain, ParameterTree grad, long step, long seed, int stream);
+}
+
+/// <summary>The arithmetic the samplers' rules share.</summary>
+internal static class SgmcmcStep
+{
     /// <summary>
     /// log π and ∇ log π at <paramref name="parameters"/>, checked for NaN/Inf at <paramref name="step"/>; for chain k
     /// of an ensemble (<paramref name="chain"/>) the exception's message starts with "Chain k: ".
@@ -80,14 +108,6 @@ internal static class SgmcmcStep
         try { NonFiniteException.ThrowIfNotFinite(step, result.Value, result.Gradient); }
         catch (NonFiniteException e) when (chain is not null) { throw new NonFiniteException($"Chain {chain}: {e.Message}", e.Step, e.ParameterName); }
         return result;
-    }
-
-    /// <summary>Records the log posterior and advances the step counter.</summary>
-    public static TState Finish<TState>(TState target, Tensor value) where TState : SgmcmcState
-    {
-        using (no_grad()) target.LogPosterior.copy_(value);
-        target.Step++;
-        return target;
     }
 
     /// <summary>Standard normal noise shaped like <paramref name="like"/>, from the step's generator.</summary>
@@ -114,15 +134,5 @@ internal static class SgmcmcStep
                 $"At step {step} the noise variance T·lr·(2·{c} − T·lr·beta) = {radicand} is negative (T = {temperature}, lr = {lr}); " +
                 "lower 'beta' or 'lr'.");
         return Math.Sqrt(radicand);
-    }
-
-    /// <summary>A deep copy of a tree, owned by the caller (not by any dispose scope).</summary>
-    public static ParameterTree Own(ParameterTree tree) => tree.Map(Own);
-
-    /// <summary>A deep copy of a tensor, owned by the caller; the intermediate detached view is disposed at once.</summary>
-    public static Tensor Own(Tensor t)
-    {
-        using var view = t.detach();
-        return view.clone().DetachFromDisposeScope();
     }
 }

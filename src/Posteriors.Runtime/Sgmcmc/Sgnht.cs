@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Sgmcmc;
 
 /// <summary>
-/// Stochastic-gradient Nosé–Hoover thermostat (Ding et al., 2014), REFERENCE §2. Right-hand sides use old values:
+/// Stochastic-gradient Nosé–Hoover thermostat (Ding et al., 2014), docs/ALGORITHMS.md §2.3. Right-hand sides use old values:
 /// <code>
 /// θ' = θ + ε σ⁻² m
 /// m' = m + ε g − ε σ⁻² ζ m + sqrt(T ε (2α − T ε β)) ξ
@@ -35,21 +35,21 @@ public static class Sgnht
 }
 
 /// <summary>The state of <see cref="Sgnht{TBatch}"/>: parameters, momenta and the thermostat.</summary>
-public sealed class SgnhtState : SgmcmcState, IPersistentState<SgnhtState>
+public sealed class SgnhtState : MomentumState, IPersistentState<SgnhtState>
 {
-    internal SgnhtState(ParameterTree parameters, ParameterTree momenta, Tensor xi, long step, Tensor logPosterior, long seed)
-        : base(parameters, step, logPosterior, seed) => (Momenta, Xi) = (momenta, xi);
+    private SgnhtState(StateRecord fields) : base(fields) { }
 
-    /// <summary>The momenta m, shaped like the parameters.</summary>
-    public ParameterTree Momenta { get; }
+    /// <summary>The thermostat ζ: a scalar tensor (a [K] tensor, one per chain, in an ensemble's stacked state).</summary>
+    public Tensor Xi => Fields.GetTensor("xi");
 
-    /// <summary>The thermostat ζ (a scalar tensor).</summary>
-    public Tensor Xi { get; }
+    internal static SgnhtState New(ParameterTree parameters, ParameterTree momenta, Tensor xi, long seed)
+    {
+        var fields = NewFields(Kind, KindVersion, parameters, momenta, seed);
+        fields.Set("xi", xi);
+        return new SgnhtState(fields);
+    }
 
-    internal override IEnumerable<Tensor> Tensors => Params.Leaves.Concat(Momenta.Leaves).Append(Xi);
-
-    internal SgnhtState Copy() =>
-        new(SgmcmcStep.Own(Params), SgmcmcStep.Own(Momenta), SgmcmcStep.Own(Xi), Step, SgmcmcStep.Own(LogPosterior), Seed);
+    private protected override AlgorithmState Create(StateRecord fields) => new SgnhtState(fields);
 
     /// <inheritdoc />
     public static string Kind => "Sgnht";
@@ -58,70 +58,47 @@ public sealed class SgnhtState : SgmcmcState, IPersistentState<SgnhtState>
     public static int KindVersion => 1;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        WriteCommon(record);
-        record.Set("momenta", Momenta);
-        record.Set("xi", Xi);
-    }
-
-    /// <inheritdoc />
-    public static SgnhtState ReadFrom(StateRecord record)
-    {
-        var (p, step, lp, seed) = ReadCommon(record);
-        return new SgnhtState(p, record.GetTree("momenta"), record.GetTensor("xi"), step, lp, seed);
-    }
+    public static SgnhtState ReadFrom(StateRecord record) =>
+        new(CheckedWithMomenta(record, ("xi", typeof(Tensor))));
 }
 
 /// <summary>SGNHT. See <see cref="Sgnht"/>.</summary>
-public sealed class Sgnht<TBatch> : ITransform<SgnhtState, TBatch>
+public sealed class Sgnht<TBatch> : SgmcmcSampler<SgnhtState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
     private readonly Schedule _lr, _temperature;
     private readonly double _alpha, _beta, _sigma, _xi;
     private readonly InitialMomenta _momenta;
-    private readonly Rng _rng = new();
 
     internal Sgnht(LogPosterior<TBatch> logPosterior, Schedule lr, double alpha, double beta, double sigma,
-        Schedule temperature, InitialMomenta momenta, double xi) =>
-        (_logPosterior, _lr, _alpha, _beta, _sigma, _temperature, _momenta, _xi) = (logPosterior, lr, alpha, beta, sigma, temperature, momenta, xi);
+        Schedule temperature, InitialMomenta momenta, double xi) : base(logPosterior) =>
+        (_lr, _alpha, _beta, _sigma, _temperature, _momenta, _xi) = (lr, alpha, beta, sigma, temperature, momenta, xi);
 
-    /// <inheritdoc />
-    public SgnhtState Init(ParameterTree parameters) => Init(parameters, seed: 0);
-
-    /// <summary>A fresh state at <paramref name="parameters"/> whose noise comes from the stream of <paramref name="seed"/>.</summary>
-    public SgnhtState Init(ParameterTree parameters, long seed)
+    internal override SgnhtState InitChain(ParameterTree parameters, long seed, int stream)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var xi = full(Array.Empty<long>(), _xi, dtype: parameters.ScalarType, device: parameters.Device).DetachFromDisposeScope();
-        return new SgnhtState(SgmcmcStep.Own(parameters), _momenta.Create(parameters, seed, _rng), xi, 0,
-            TransformExtensions.NotYetEvaluated(parameters).DetachFromDisposeScope(), seed);
+        return SgnhtState.New(parameters, _momenta.Create(parameters, seed, Rng, stream), xi, seed);
     }
 
-    /// <inheritdoc />
-    public SgnhtState Update(SgnhtState state, TBatch batch, bool inplace = false)
+    internal override void Move(SgnhtState chain, ParameterTree grad, long step, long seed, int stream)
     {
-        var next = SgmcmcStep.Target(state, inplace, s => s.Copy());
-        using var scope = NewDisposeScope();
-        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state, batch);
-        var lr = _lr.At(state.Step, "lr", positive: true);
-        var temperature = _temperature.At(state.Step, "temperature");
-        var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, state.Step);
+        var lr = _lr.At(step, "lr", positive: true);
+        var temperature = _temperature.At(step, "temperature");
+        var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var generator = noise > 0 ? _rng.For(state.Seed, state.Step, state.Params.Device) : null;
+        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
         using (no_grad())
         {
-            var kinetic = next.Momenta.SumOf(m => m.square()) * (prec / next.Momenta.NumberOfElements); // σ⁻² mean(m²), old m
-            var decay = next.Xi * (-lr * prec) + 1.0;                                                  // 1 − ε σ⁻² ζ, old ζ
+            var kinetic = chain.Momenta.SumOf(m => m.square()) * (prec / chain.Momenta.NumberOfElements); // σ⁻² mean(m²), old m
+            var decay = chain.Xi * (-lr * prec) + 1.0;                                                   // 1 − ε σ⁻² ζ, old ζ
             for (var i = 0; i < grad.Count; i++)
             {
-                Tensor θ = next.Params.Leaves[i], m = next.Momenta.Leaves[i];
+                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                                      // θ' = θ + ε σ⁻² m
                 m.mul_(decay).add_(grad.Leaves[i], alpha: lr);                    // m' = m + ε g − ε σ⁻² ζ m
                 if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise);
             }
-            next.Xi.add_((kinetic - temperature) * lr);                           // ζ' = ζ + ε (σ⁻² mean(m²) − T)
+            chain.Xi.add_((kinetic - temperature) * lr);                          // ζ' = ζ + ε (σ⁻² mean(m²) − T)
         }
-        return SgmcmcStep.Finish(next, value);
     }
 }

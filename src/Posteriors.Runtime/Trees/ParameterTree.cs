@@ -339,6 +339,44 @@ public sealed class ParameterTree : IReadOnlyList<KeyValuePair<string, Tensor>>
         return new ParameterTree(_names, result, _index);
     }
 
+    /// <summary>
+    /// Where each leaf sits in the vector of <see cref="Flatten"/>: its name, offset, length and shape, in the tree's
+    /// order. A dense precision or covariance over the flattened tree is read per leaf with these
+    /// (<c>matrix.narrow(0, slot.Offset, slot.Length)</c>).
+    /// </summary>
+    public IReadOnlyList<LeafSlot> Layout
+    {
+        get
+        {
+            var slots = new LeafSlot[_leaves.Length];
+            long offset = 0;
+            for (var i = 0; i < slots.Length; i++)
+            {
+                var length = _leaves[i].numel();
+                slots[i] = new LeafSlot(_names[i], offset, length, _leaves[i].shape);
+                offset += length;
+            }
+            return slots;
+        }
+    }
+
+    /// <summary>
+    /// The inverse of flattening row by row: <paramref name="rows"/> [n, <see cref="NumberOfElements"/>] becomes a tree
+    /// shaped like this one with a leading dimension n on every leaf (contiguous copies), e.g. n draws of a Gaussian.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="rows"/> is not 2-D or its width is not <see cref="NumberOfElements"/>.</exception>
+    public ParameterTree UnflattenRows(Tensor rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.dim() != 2 || rows.shape[1] != NumberOfElements)
+            throw new ArgumentException($"Expected rows of shape [n, {NumberOfElements}], got {Shape(rows)} ({Describe()}).", nameof(rows));
+        var n = rows.shape[0];
+        var result = new Tensor[_leaves.Length];
+        foreach (var (slot, i) in Layout.Select((s, i) => (s, i)))
+            result[i] = rows.narrow(1, slot.Offset, slot.Length).reshape(new[] { n }.Concat(slot.Shape).ToArray()).contiguous();
+        return new ParameterTree(_names, result, _index);
+    }
+
     // ---------------------------------------------------------------- arithmetic used by the algorithms
 
     /// <summary>this + alpha · other, leaf by leaf.</summary>
@@ -414,3 +452,10 @@ public sealed class ParameterTree : IReadOnlyList<KeyValuePair<string, Tensor>>
 
     internal static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 }
+
+/// <summary>Where one leaf sits in a flattened tree (<see cref="ParameterTree.Layout"/>).</summary>
+/// <param name="Name">The leaf's name.</param>
+/// <param name="Offset">Index of its first element in the flat vector.</param>
+/// <param name="Length">Number of elements.</param>
+/// <param name="Shape">The leaf's shape.</param>
+public sealed record LeafSlot(string Name, long Offset, long Length, long[] Shape);

@@ -1,14 +1,15 @@
 using Posteriors.Serialization;
 using Posteriors.Trees;
 using TorchSharp;
-using TorchSharp.Modules;
+using Posteriors.Optim;
 using static TorchSharp.torch;
 
 namespace Posteriors.Vi;
 
 /// <summary>
-/// Variational inference with a diagonal Gaussian q = N(μ, diag(σ²)) (REFERENCE §3): any TorchSharp optimizer
-/// minimises NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + σ ξ_s, over μ and log σ.
+/// Variational inference with a diagonal Gaussian q = N(μ, diag(σ²)) (docs/ALGORITHMS.md §3): an
+/// <see cref="Optimizer"/> (SGD or Adam, moments kept in the state) minimises
+/// NELBO = −mean_s [log π(θ_s) − T log q(θ_s)], θ_s = μ + σ ξ_s, over μ and log σ.
 /// </summary>
 /// <remarks>
 /// Gradients come from one ∇θ log π(θ_s) per sample by the chain rule (∂θ/∂μ = I, ∂θ/∂log σ = σ ξ), so a model that
@@ -20,15 +21,15 @@ public static class DiagVi
 {
     /// <summary>Builds the transform.</summary>
     /// <param name="logPosterior">log π(θ; batch), batch-normalised.</param>
-    /// <param name="optimizer">Creates the optimizer over μ and log σ, e.g. <c>ps =&gt; torch.optim.Adam(ps, lr: 1e-2)</c>.</param>
+    /// <param name="optimizer">The optimizer over μ and log σ, e.g. <c>Optimizer.Adam(lr: 1e-2)</c>.</param>
     /// <param name="temperature">T on the entropy term (constant or schedule, ≥ 0; default 1). T = 0 is MAP with noise.</param>
     /// <param name="initLogSd">The initial log σ of every element (default 0; the cold-posterior study used −3).</param>
     /// <param name="samples">S, Monte Carlo samples per step (default 1).</param>
     /// <param name="stickingTheLanding">Drop the score part of the entropy gradient (default on).</param>
     /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
-    public static DiagVi<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Func<IEnumerable<Parameter>, optim.Optimizer> optimizer,
+    public static DiagVi<TBatch> Build<TBatch>(LogPosterior<TBatch> logPosterior, Optimizer optimizer,
         Schedule? temperature = null, double initLogSd = 0, int samples = 1, bool stickingTheLanding = true) =>
-        new(logPosterior, optimizer, ViOptimizer.CheckSamples(samples, temperature), Check.Finite(initLogSd, nameof(initLogSd)), samples, stickingTheLanding);
+        new(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding);
 
     /// <summary>σ = exp(log σ) of a state.</summary>
     public static ParameterTree Sd(DiagViState state) =>
@@ -74,125 +75,77 @@ public static class DiagVi
     }
 }
 
-/// <summary>The state of <see cref="DiagVi{TBatch}"/>: μ, log σ, the optimizer over them, the step and the seed.</summary>
+/// <summary>The state of <see cref="DiagVi{TBatch}"/>: μ, log σ, the optimizer's moments, the step and the seed.</summary>
 public sealed class DiagViState : ViState, IPersistentState<DiagViState>
 {
-    internal DiagViState(ParameterTree mean, ParameterTree logSd, optim.Optimizer? optimizer, byte[]? pendingOptimizerState,
-        long step, long seed, Tensor logPosterior, Tensor nelbo)
-        : base(mean, optimizer, pendingOptimizerState, step, seed, logPosterior, nelbo) => LogSd = logSd;
+    private DiagViState(StateRecord fields) : base(fields) { }
 
-    /// <summary>log σ, shaped like μ (Parameters).</summary>
-    public ParameterTree LogSd { get; }
+    internal static DiagViState New(ParameterTree mean, ParameterTree logSd, long seed, Optimizer optimizer) =>
+        new(NewFields(Kind, KindVersion, mean, seed, optimizer, "log_sd", logSd));
+
+    private protected override AlgorithmState Create(StateRecord fields) => new DiagViState(fields);
+
+    /// <summary>log σ, shaped like μ.</summary>
+    public ParameterTree LogSd => Fields.GetTree("log_sd");
 
     /// <inheritdoc />
     public static string Kind => "DiagVi";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    /// <remarks>Version 1 kept a live TorchSharp optimizer (saved as its bytes) and spelled μ "mean", log σ "logSd".</remarks>
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
-    public void WriteTo(StateRecord record)
-    {
-        WriteCommon(record);
-        record.Set("logSd", LogSd);
-    }
-
-    /// <inheritdoc />
-    public static DiagViState ReadFrom(StateRecord record)
-    {
-        var (mean, optimizer, step, seed, logPosterior, nelbo) = ReadCommon(record);
-        return new(mean, ViOptimizer.AsParameters(record.GetTree("logSd")), null, optimizer, step, seed, logPosterior, nelbo);
-    }
+    public static DiagViState ReadFrom(StateRecord record) => new(Upgrade(record, "log_sd", typeof(ParameterTree)));
 }
 
 /// <summary>Diagonal Gaussian VI. See <see cref="DiagVi"/>.</summary>
-public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
+public sealed class DiagVi<TBatch> : ViTransform<DiagViState, TBatch>, ITransform<DiagViState, TBatch>
 {
-    private readonly LogPosterior<TBatch> _logPosterior;
-    private readonly Func<IEnumerable<Parameter>, optim.Optimizer> _optimizer;
-    private readonly Schedule _temperature;
-    private readonly double _initLogSd;
-    private readonly int _samples;
-    private readonly bool _stl;
-    private readonly Rng _rng = new();
-
-    internal DiagVi(LogPosterior<TBatch> logPosterior, Func<IEnumerable<Parameter>, optim.Optimizer> optimizer, Schedule temperature,
-        double initLogSd, int samples, bool stickingTheLanding)
-    {
-        _logPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
-        _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
-        _temperature = temperature;
-        _initLogSd = initLogSd;
-        _samples = samples;
-        _stl = stickingTheLanding;
-    }
-
-    /// <inheritdoc />
-    public DiagViState Init(ParameterTree parameters) => Init(parameters, seed: 0);
+    internal DiagVi(LogPosterior<TBatch> logPosterior, Optimizer optimizer, Schedule? temperature, double initLogSd, int samples, bool stickingTheLanding)
+        : base(logPosterior, optimizer, temperature, initLogSd, samples, stickingTheLanding) { }
 
     /// <summary>A fresh state with μ = <paramref name="parameters"/>, log σ = initLogSd and noise seed <paramref name="seed"/>.</summary>
-    public DiagViState Init(ParameterTree parameters, long seed)
+    public DiagViState Init(ParameterTree parameters, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var mean = ViOptimizer.AsParameters(parameters);
-        var logSd = ViOptimizer.AsParameters(parameters.Map(t => full_like(t, _initLogSd)));
-        var optimizer = ViOptimizer.Create(_optimizer, mean.Leaves.Concat(logSd.Leaves));
-        return new DiagViState(mean, logSd, optimizer, null, 0, seed, TransformExtensions.NotYetEvaluated(parameters),
-            TransformExtensions.NotYetEvaluated(parameters));
+        return DiagViState.New(parameters, parameters.Map(t => full_like(t, InitLogSd).detach().DetachFromDisposeScope()), seed, Optimizer);
     }
 
     /// <summary>One optimizer step on the NELBO of <paramref name="batch"/>.</summary>
     public DiagViState Update(DiagViState state, TBatch batch, bool inplace = false)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var target = inplace ? state : Copy(state);
-        target.Optimizer ??= ViOptimizer.Restore(_optimizer, target.Params.Leaves.Concat(target.LogSd.Leaves), target.PendingOptimizerState);
-        target.PendingOptimizerState = null;
-
-        using (var scope = NewDisposeScope())
+        var next = AlgorithmState.Target(state, inplace);
+        using var scope = NewDisposeScope();
+        var t = Temperature.At(state.Step, "temperature");
+        var generator = Rng.For(state.Seed, state.Step, state.Params.Device);
+        var mean = state.Params.Detach();
+        var sd = state.LogSd.Map(l => l.detach().exp());
+        ParameterTree? gradMean = null, gradLogSd = null;
+        Tensor value = zeros(Array.Empty<long>(), dtype: mean.ScalarType, device: mean.Device);
+        Tensor elbo = value;
+        var auxes = new List<Tensor>();
+        // log q(μ + σξ) = −½ Σ ξ² − Σ log σ − (D/2) log 2π: no need to recompute (θ − μ)/σ.
+        var logQConstant = state.LogSd.SumOf(l => l.detach()) + 0.5 * mean.NumberOfElements * Math.Log(2 * Math.PI);
+        for (var s = 0; s < Samples; s++)
         {
-            var t = _temperature.At(target.Step, "temperature");
-            var generator = _rng.For(target.Seed, target.Step, target.Params.Device);
-            var mean = target.Params.Detach();
-            var sd = target.LogSd.Map(l => l.detach().exp());
-            ParameterTree? gradMean = null, gradLogSd = null;
-            Tensor value = zeros(Array.Empty<long>(), dtype: mean.ScalarType, device: mean.Device);
-            Tensor elbo = value;
-            // log q(μ + σξ) = −½ Σ ξ² − Σ log σ − (D/2) log 2π: no need to recompute (θ − μ)/σ.
-            var logQConstant = target.LogSd.SumOf(l => l.detach()) + 0.5 * mean.NumberOfElements * Math.Log(2 * Math.PI);
-            for (var s = 0; s < _samples; s++)
-            {
-                var xi = mean.RandnLike(generator);
-                var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m.addcmul(sigma, z, 1));
-                var (v, _, g) = Autodiff.ValueAndGrad(_logPosterior, theta, batch);
-                NonFiniteException.ThrowIfNotFinite(target.Step, v, g);
-                var logQ = xi.SumOf(z => z.square()) * -0.5 - logQConstant;
-                value = value + v;
-                elbo = elbo + v - t * logQ;
-                // d(log π − T log q)/dμ and /dlog σ for this sample (see the remarks on DiagVi).
-                var dMean = _stl && t != 0 ? g.ZipMap(sd, xi, (gi, sigma, z) => gi.add(z.div(sigma), alpha: t)) : g;
-                var dLogSd = g.ZipMap(sd, xi, (gi, sigma, z) =>
-                    t == 0 ? gi.mul(sigma).mul_(z) : _stl ? gi.mul(sigma).mul_(z).addcmul_(z, z, value: t) : gi.mul(sigma).mul_(z).add_(t));
-                gradMean = gradMean is null ? dMean : gradMean.Add(dMean);
-                gradLogSd = gradLogSd is null ? dLogSd : gradLogSd.Add(dLogSd);
-            }
-            var gradients = gradMean!.Leaves.Concat(gradLogSd!.Leaves).Select(gl => gl.mul(-1.0 / _samples)).ToList();
-            ViOptimizer.Step(target.Optimizer, target.Params.Leaves.Concat(target.LogSd.Leaves).ToList(), gradients);
-            var meanValue = value / _samples;
-            var nelbo = -elbo / _samples;
-            if (inplace)
-            {
-                target.LogPosterior.copy_(meanValue);
-                target.Nelbo.copy_(nelbo);
-            }
-            else
-            {
-                target.LogPosterior = meanValue.MoveToOuterDisposeScope();
-                target.Nelbo = nelbo.MoveToOuterDisposeScope();
-            }
+            var xi = mean.RandnLike(generator);
+            var theta = mean.ZipMap(sd, xi, (m, sigma, z) => m.addcmul(sigma, z, 1));
+            var (v, aux, g) = Autodiff.ValueAndGrad(LogPosterior, theta, batch);
+            NonFiniteException.ThrowIfNotFinite(state.Step, v, g);
+            if (aux is not null) auxes.Add(aux);
+            var logQ = xi.SumOf(z => z.square()) * -0.5 - logQConstant;
+            value = value + v;
+            elbo = elbo + v - t * logQ;
+            // d(log π − T log q)/dμ and /dlog σ for this sample (see the remarks on DiagVi).
+            var dMean = StickingTheLanding && t != 0 ? g.ZipMap(sd, xi, (gi, sigma, z) => gi.add(z.div(sigma), alpha: t)) : g;
+            var dLogSd = g.ZipMap(sd, xi, (gi, sigma, z) =>
+                t == 0 ? gi.mul(sigma).mul_(z) : StickingTheLanding ? gi.mul(sigma).mul_(z).addcmul_(z, z, value: t) : gi.mul(sigma).mul_(z).add_(t));
+            gradMean = gradMean is null ? dMean : gradMean.Add(dMean);
+            gradLogSd = gradLogSd is null ? dLogSd : gradLogSd.Add(dLogSd);
         }
-        target.Step++;
-        return target;
+        return Finish(next, state.Step, new[] { (AlgorithmState.ParamsField, gradMean!.Leaves), ("log_sd", gradLogSd!.Leaves) }, value, elbo, auxes);
     }
 
     /// <summary><paramref name="count"/> draws from q; see <see cref="DiagVi.Sample"/>.</summary>
@@ -202,14 +155,6 @@ public sealed class DiagVi<TBatch> : ITransform<DiagViState, TBatch>
     public Tensor Nelbo(DiagViState state, TBatch batch, int samples = 1, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(state);
-        return DiagVi.Nelbo(_logPosterior, state.Params, state.LogSd, batch, samples, seed, _temperature.At(state.Step, "temperature"));
-    }
-
-    private DiagViState Copy(DiagViState state)
-    {
-        var mean = ViOptimizer.AsParameters(state.Params);
-        var logSd = ViOptimizer.AsParameters(state.LogSd);
-        var optimizer = ViOptimizer.Restore(_optimizer, mean.Leaves.Concat(logSd.Leaves), ViOptimizer.Save(state.Optimizer, state.PendingOptimizerState));
-        return new DiagViState(mean, logSd, optimizer, null, state.Step, state.Seed, state.LogPosterior.clone(), state.Nelbo.clone());
+        return DiagVi.Nelbo(LogPosterior, state.Params, state.LogSd, batch, samples, seed, Temperature.At(state.Step, "temperature"));
     }
 }

@@ -82,7 +82,7 @@ public class PriorsTests
     {
         // Normal(0, 2) restricted to θ > 0 is HalfNormal(2): mean 2√(2/π), sd of the draws below 2.
         var u = Priors.SamplePositive(zeros(Draws, dtype: ScalarType.Float64), Distribution.Normal, 0, 2, 0, new Generator(5));
-        Assert.That(isfinite(u).all().item<bool>(), Is.True);
+        TensorAssert.Finite(u);
         Assert.That(u.exp().mean().item<double>(), Is.EqualTo(2 * Math.Sqrt(2 / Math.PI)).Within(MeanTolerance(2)));
         var gamma = Priors.SamplePositive(zeros(Draws, dtype: ScalarType.Float64), Distribution.Gamma, 3, 2, 0, new Generator(6));
         Assert.That(gamma.exp().mean().item<double>(), Is.EqualTo(1.5).Within(MeanTolerance(Math.Sqrt(3) / 2)));

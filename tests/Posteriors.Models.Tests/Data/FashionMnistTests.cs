@@ -130,9 +130,10 @@ public class FashionMnistTests
     public void SyntheticStandInIsLabelledAndShaped()
     {
         var (train, test) = SyntheticImages.Generate(50, 20, seed: 3);
-        Assert.That(train.IsSynthetic && test.IsSynthetic, Is.True);
+        Assert.That((train.IsSynthetic, test.IsSynthetic), Is.EqualTo((true, true)), "(train, test) synthetic");
         Assert.That(train.Source, Does.Contain("synthetic"));
         Assert.That(train.Images.shape, Is.EqualTo(new long[] { 50, 1, 28, 28 }));
-        Assert.That(train.Images.min().item<float>() >= 0 && train.Images.max().item<float>() <= 1, Is.True);
+        Assert.That(train.Images.min().item<float>(), Is.GreaterThanOrEqualTo(0f), "smallest pixel");
+        Assert.That(train.Images.max().item<float>(), Is.LessThanOrEqualTo(1f), "largest pixel");
     }
 }

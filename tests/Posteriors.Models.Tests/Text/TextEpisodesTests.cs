@@ -24,10 +24,10 @@ public class TextEpisodesTests
         var ids = arange(50, dtype: ScalarType.Int64);
         var w = TextEpisodes.RandomWindows(ids, batchSize: 7, length: 5, new Generator(3));
         Assert.That(w.shape, Is.EqualTo(new long[] { 7, 6 }));
-        Assert.That(equal(w.diff(dim: 1), ones(7, 5, dtype: ScalarType.Int64)).all().item<bool>(), Is.True);
+        TensorAssert.Same(w.diff(dim: 1), ones(7, 5, dtype: ScalarType.Int64));
         var all = TextEpisodes.AllWindows(ids, length: 7);
         Assert.That(all.shape, Is.EqualTo(new long[] { 7, 8 }));
         var targets = all[.., 1..].reshape(-1);
-        Assert.That(equal(targets, arange(1, 50, dtype: ScalarType.Int64)).all().item<bool>(), Is.True);
+        TensorAssert.Same(targets, arange(1, 50, dtype: ScalarType.Int64));
     }
 }

@@ -49,8 +49,8 @@ public class LaplacePriorTests
             StateFile.Save(path, prior);
             var loaded = StateFile.Load<LaplacePrior>(path);
             Assert.That(loaded.Lambda, Is.EqualTo(100));
-            Assert.That(equal(loaded.Mean.Flatten(), mean.Flatten()).all().item<bool>(), Is.True);
-            Assert.That(equal(loaded.Precision.Flatten(), precision.Flatten()).all().item<bool>(), Is.True);
+            TensorAssert.Same(loaded.Mean.Flatten(), mean.Flatten());
+            TensorAssert.Same(loaded.Precision.Flatten(), precision.Flatten());
         }
         finally { File.Delete(path); }
     }

@@ -69,7 +69,7 @@ public class ContractTests
     public void SchedulesAreConstantsOrFunctionsAndCheckedByName()
     {
         Schedule lr = 0.1;
-        Assert.That(lr.IsConstant, Is.True);
+        Assert.That(lr.IsConstant, Is.True, "a double converts to a constant schedule");
         Assert.That(lr.At(1000), Is.EqualTo(0.1));
         var decay = Schedule.Of(t => 1.0 / (1 + t));
         Assert.That(decay.At(3), Is.EqualTo(0.25));

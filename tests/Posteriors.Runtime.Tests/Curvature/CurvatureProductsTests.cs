@@ -26,6 +26,9 @@ public class CurvatureProductsTests
         var v = p.RandnLike(new Generator(1));
         var hv = Hessian.VectorProduct(PerDatum.Mean(perDatum), p, data, v).Flatten() * TestModels.N;
         Assert.That(TestModels.MaxDiff(-hv, analytic.mv(v.Flatten())), Is.LessThan(1e-10));
+        // The per-datum form follows Dense's convention (the batch sum) with no factor N.
+        var sumHv = Hessian.SumVectorProduct(perDatum, p, data, v).Flatten();
+        TensorAssert.Close(sumHv, dense.mv(v.Flatten()), rtol: 1e-10, atol: 1e-10, what: "H v of the batch sum");
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using Posteriors.Tests.Sgmcmc;
 using Posteriors.Curvature;
 using Posteriors.Ekf;
 using Posteriors.Serialization;
@@ -27,11 +28,11 @@ public class EkfTests
     [Test]
     public void BothFiltersConvergeToTheTargetMeanAndTheDenseCovarianceStaysPositiveDefinite()
     {
-        // REFERENCE §7: a 3-D Gaussian log-likelihood log N(target; θ, I), lr 0.1, 1,000 steps. The problem is noise-free,
+        // docs/ALGORITHMS.md §7: a 3-D Gaussian log-likelihood log N(target; θ, I), lr 0.1, 1,000 steps. The problem is noise-free,
         // so the filters must reach the target itself; the dense precision must stay positive definite at every step
         // (subtracting lr·F, as the Python reference does, breaks this).
-        var diag = Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: 0.1);
-        var dense = Posteriors.Ekf.DenseFisher.Build(Gaussian, lr: 0.1);
+        var diag = Posteriors.Ekf.DiagEkf.Build(Gaussian, lr: 0.1);
+        var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1);
         var d = diag.Init(Start());
         var f = dense.Init(Start());
         var y = Target.unsqueeze(0);
@@ -39,12 +40,12 @@ public class EkfTests
         {
             d = diag.Update(d, y, inplace: true);
             f = dense.Update(f, y, inplace: true);
-            if (step % 10 == 0) Assert.That(linalg.cholesky_ex(f.Covariance).info.item<int>(), Is.EqualTo(0), $"Σ positive definite at step {f.Step}");
+            if (step % 10 == 0) Assert.That(linalg.cholesky_ex(f.Covariance()).info.item<int>(), Is.EqualTo(0), $"Σ positive definite at step {f.Step}");
         }
         Assert.That(TestModels.MaxDiff(d.Params["theta"], Target), Is.LessThan(0.1), "diagonal");
         Assert.That(TestModels.MaxDiff(f.Params["theta"], Target), Is.LessThan(0.1), "dense");
-        Assert.That(TestModels.MaxDiff(f.Covariance, f.Covariance.t()), Is.EqualTo(0), "symmetric");
-        Assert.That(linalg.eigvalsh(f.Covariance).min().item<double>(), Is.GreaterThan(0));
+        Assert.That(TestModels.MaxDiff(f.Covariance(), f.Covariance().t()), Is.EqualTo(0), "symmetric");
+        Assert.That(linalg.eigvalsh(f.Covariance()).min().item<double>(), Is.GreaterThan(0));
         Assert.That(d.Sd["theta"].max().item<double>(), Is.LessThan(1.0), "the precision grows with data");
     }
 
@@ -55,25 +56,36 @@ public class EkfTests
         PerDatumLogDensity<(Tensor Index, Tensor Y)> oneCoordinate = (p, b) => (b.Y - p["theta"].index_select(0, b.Index)).square() * -0.5;
         var g = new Generator(8);
         var batches = Enumerable.Range(0, 50).Select(_ => (randint(0, 3, new long[] { 4 }, generator: g), randn(new long[] { 4 }, dtype: float64, generator: g) + 1)).ToList();
-        var diag = Posteriors.Ekf.DiagFisher.Build(oneCoordinate, lr: Schedule.Of(t => 0.5 / (1 + 0.1 * t)), transitionSd: 0.1, initSd: 2);
-        var dense = Posteriors.Ekf.DenseFisher.Build(oneCoordinate, lr: Schedule.Of(t => 0.5 / (1 + 0.1 * t)), transitionSd: 0.1, initSd: 2);
+        var diag = Posteriors.Ekf.DiagEkf.Build(oneCoordinate, lr: Schedule.Of(t => 0.5 / (1 + 0.1 * t)), transitionSd: 0.1, initSd: 2);
+        var dense = Posteriors.Ekf.DenseEkf.Build(oneCoordinate, lr: Schedule.Of(t => 0.5 / (1 + 0.1 * t)), transitionSd: 0.1, initSd: 2);
         var d = diag.Run(diag.Init(Start()), batches);
         var f = dense.Run(dense.Init(Start()), batches);
         Assert.That(TestModels.MaxDiff(d.Params["theta"], f.Params["theta"]), Is.LessThan(1e-10));
-        Assert.That(TestModels.MaxDiff(d.Sd["theta"].square(), f.Covariance.diagonal()), Is.LessThan(1e-10));
-        Assert.That(TestModels.MaxDiff(f.Covariance, torch.diag(f.Covariance.diagonal())), Is.LessThan(1e-12));
+        Assert.That(TestModels.MaxDiff(d.Sd["theta"].square(), f.Covariance().diagonal()), Is.LessThan(1e-10));
+        Assert.That(TestModels.MaxDiff(f.Covariance(), torch.diag(f.Covariance().diagonal())), Is.LessThan(1e-12));
+    }
+
+    [Test]
+    public void TheDenseStateKeepsThePrecisionWhoseInverseIsTheCovariance()
+    {
+        var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, initSd: 1.5);
+        var state = dense.Run(dense.Init(Start()), Observations(3));
+        TensorAssert.Close(state.Precision.mm(state.Covariance()), eye(3, dtype: float64), rtol: 0, atol: 1e-10, what: "P Σ");
+        // The precision only grows: P − P₀ = Σₜ lr Fₜ is positive semi-definite.
+        var growth = linalg.eigvalsh(state.Precision - eye(3, dtype: float64) / 2.25);
+        Assert.That(growth.min().item<double>(), Is.GreaterThan(-1e-12), $"eigenvalues of P − P₀: {growth.Str()}");
     }
 
     [Test]
     public void SamplesReproduceTheFilteredGaussian()
     {
-        var dense = Posteriors.Ekf.DenseFisher.Build(Gaussian, lr: 0.1, initSd: 1.5);
+        var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, initSd: 1.5);
         var state = dense.Run(dense.Init(Start()), Observations(3));
         var draws = dense.Sample(state, 10_000, seed: 1)["theta"];
         // Variances ≤ 2.25: mean SE ≤ 0.015, covariance SE ≤ 2.25·sqrt(2/10⁴) ≈ 0.03.
         Assert.That(TestModels.MaxDiff(draws.mean(new long[] { 0 }), state.Params["theta"]), Is.LessThan(0.1));
-        Assert.That(TestModels.MaxDiff(cov(draws.t()), state.Covariance), Is.LessThan(0.1));
-        var diag = Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: 0.1, initSd: 1.5);
+        Assert.That(TestModels.MaxDiff(cov(draws.t()), state.Covariance()), Is.LessThan(0.1));
+        var diag = Posteriors.Ekf.DiagEkf.Build(Gaussian, lr: 0.1, initSd: 1.5);
         var diagState = diag.Run(diag.Init(Start()), Observations(3));
         var diagDraws = diag.Sample(diagState, 10_000, seed: 1)["theta"];
         Assert.That(TestModels.MaxDiff(diagDraws.std(0), diagState.Sd["theta"]), Is.LessThan(0.1));
@@ -83,8 +95,8 @@ public class EkfTests
     public void InPlaceCopyingAndSaveLoadAreBitIdentical()
     {
         var batches = Observations(6).ToList();
-        var diag = Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: 0.1, transitionSd: 0.01);
-        var dense = Posteriors.Ekf.DenseFisher.Build(Gaussian, lr: 0.1, transitionSd: 0.01);
+        var diag = Posteriors.Ekf.DiagEkf.Build(Gaussian, lr: 0.1, transitionSd: 0.01);
+        var dense = Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, transitionSd: 0.01);
         DiagEkfState a = diag.Init(Start()), b = diag.Init(Start());
         DenseEkfState c = dense.Init(Start()), e = dense.Init(Start());
         foreach (var y in batches.Take(3))
@@ -97,8 +109,10 @@ public class EkfTests
             c = dense.Update(c, y, inplace: true);
             e = dense.Update(e, y);
         }
-        Assert.That(TestModels.Same(a.Params["theta"], b.Params["theta"]) && TestModels.Same(a.Sd["theta"], b.Sd["theta"]), Is.True);
-        Assert.That(TestModels.Same(c.Covariance, e.Covariance) && TestModels.Same(c.Params["theta"], e.Params["theta"]), Is.True);
+        TensorAssert.Same(a.Params["theta"], b.Params["theta"], "diagonal mean");
+        TensorAssert.Same(a.Sd["theta"], b.Sd["theta"], "diagonal sd");
+        TensorAssert.Same(c.Precision, e.Precision, "dense precision");
+        TensorAssert.Same(c.Params["theta"], e.Params["theta"], "dense mean");
 
         var path = Path.Combine(Path.GetTempPath(), $"ekf-{Guid.NewGuid():N}.pst");
         try
@@ -106,10 +120,10 @@ public class EkfTests
             StateFile.Save(path, c);
             var resumed = dense.Run(StateFile.Load<DenseEkfState>(path), batches.Skip(3));
             var uninterrupted = dense.Run(c, batches.Skip(3));
-            Assert.That(TestModels.Same(resumed.Covariance, uninterrupted.Covariance), Is.True);
+            TensorAssert.Same(resumed.Covariance(), uninterrupted.Covariance());
             StateFile.Save(path, a);
             var diagResumed = diag.Run(StateFile.Load<DiagEkfState>(path), batches.Skip(3));
-            Assert.That(TestModels.Same(diagResumed.Sd["theta"], diag.Run(a, batches.Skip(3)).Sd["theta"]), Is.True);
+            TensorAssert.Same(diagResumed.Sd["theta"], diag.Run(a, batches.Skip(3)).Sd["theta"]);
         }
         finally
         {
@@ -120,12 +134,12 @@ public class EkfTests
     [Test]
     public void BadHyperparametersGiveClearExceptions()
     {
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: 0.0))!.ParamName, Is.EqualTo("lr"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DenseFisher.Build(Gaussian, lr: 0.1, transitionSd: -1))!.ParamName, Is.EqualTo("transitionSd"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DenseFisher.Build(Gaussian, lr: 0.1, initSd: 0))!.ParamName, Is.EqualTo("initSd"));
-        var scheduled = Posteriors.Ekf.DiagFisher.Build(Gaussian, lr: Schedule.Of(t => -1));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DiagEkf.Build(Gaussian, lr: 0.0))!.ParamName, Is.EqualTo("lr"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, transitionSd: -1))!.ParamName, Is.EqualTo("transitionSd"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Posteriors.Ekf.DenseEkf.Build(Gaussian, lr: 0.1, initSd: 0))!.ParamName, Is.EqualTo("initSd"));
+        var scheduled = Posteriors.Ekf.DiagEkf.Build(Gaussian, lr: Schedule.Of(t => -1));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => scheduled.Update(scheduled.Init(Start()), Observations(1).First()))!.Message, Does.Contain("'lr'").And.Contain("step 0"));
-        var nan = Posteriors.Ekf.DiagFisher.Build<Tensor>((p, y) => (y - p["theta"]).sum(1) * double.NaN, lr: 0.1);
+        var nan = Posteriors.Ekf.DiagEkf.Build<Tensor>((p, y) => (y - p["theta"]).sum(1) * double.NaN, lr: 0.1);
         Assert.Throws<NonFiniteException>(() => nan.Update(nan.Init(Start()), Observations(1).First()));
     }
 }

@@ -33,8 +33,10 @@ public class EnsembleTests
             var residual = y.unsqueeze(0) - w.matmul(x.t());              // [K, n]
             return (residual.square().mean(new long[] { 1 }) * (-0.5 / (s * s))).sum() + w.square().sum() * (-0.5 / (s0 * s0) / n);
         };
-        var ensemble = Ensemble.Unbiased(stacked, datasetSize: n, lr: 0.1, alpha: 10, sigma: Math.Sqrt(10), stacked: true);
-        var state = ensemble.Init(members, k => ParameterTree.From(("w", randn(new long[] { d }, dtype: ScalarType.Float64, generator: g) * 3)), seed: 3);
+        // A stacked log posterior needs no ensemble: SGHMC is elementwise, so it moves all K chains of the stacked tree at
+        // once (one noise draw per leaf, rows independent). Zero initial momenta and T = 1/N: the unbiased deep ensemble.
+        var ensemble = Sghmc.Build(stacked, lr: 0.1, alpha: 10, sigma: Math.Sqrt(10), temperature: 1.0 / n, momenta: InitialMomenta.Zero);
+        var state = ensemble.Init(ParallelChains.Initialise(members, k => ParameterTree.From(("w", randn(new long[] { d }, dtype: ScalarType.Float64, generator: g) * 3))), seed: 3);
         for (var t = 0; t < 400; t++)
         {
             using var scope = NewDisposeScope();
@@ -55,7 +57,7 @@ public class EnsembleTests
         Assert.That((covError <= 5 * seCov + 0.1 * covariance.abs()).all().item<bool>(), Is.True,
             $"covariance {moments.Covariance.Str()} vs {covariance.Str()}");
         // At T = 0 (the plain deep ensemble) every member collapses onto the mode instead.
-        var deep = Ensemble.Deep(stacked, lr: 0.1, alpha: 10, sigma: Math.Sqrt(10), stacked: true);
+        var deep = Sghmc.Build(stacked, lr: 0.1, alpha: 10, sigma: Math.Sqrt(10), temperature: 0.0, momenta: InitialMomenta.Zero);
         var deepState = deep.Init(ParallelChains.Member(state.Params, 0).Map(t => t.unsqueeze(0).repeat(4, 1)).Map(t => t + randn_like(t)));
         for (var t = 0; t < 400; t++) deepState = deep.Update(deepState, null, inplace: true);
         var mode = linalg.solve(precision, x.t().matmul(y) / (s * s));

@@ -127,13 +127,13 @@ public class LaplaceTests
         var mode = ParameterTree.From(("w", zeros(3, dtype: float64)));
         var diagState = DiagFisher.Build<Batch>((q, b) => q["w"].expand(1), ParameterTree.From(("w", tensor(new double[] { 1, 0, 1e-12 })))).Init(mode);
         var draws = diagState.Sample(100, minPrecision: 1e-4);
-        Assert.That(isfinite(draws["w"]).all().item<bool>(), Is.True);
+        TensorAssert.Finite(draws["w"]);
         Assert.That(diagState.Warnings.Single(), Does.Contain("'w'").And.Contain("2 precision value(s)"));
 
         var (data, p, perDatum, _) = Logistic();
         var hessian = DenseHessian.Build(perDatum, 0.0).Init(p); // zero prior precision and no data yet: singular
         var denseDraws = hessian.Sample(100);
-        Assert.That(isfinite(denseDraws["weight"]).all().item<bool>(), Is.True);
+        TensorAssert.Finite(denseDraws["weight"]);
         Assert.That(hessian.Warnings.Single(), Does.Contain("eigenvalue"));
     }
 
@@ -183,8 +183,8 @@ public class LaplaceTests
             c = dense.Update(c, batch, inplace: true);
             d = dense.Update(d, batch);
         }
-        Assert.That(TestModels.Same(a.Precision.Flatten(), b.Precision.Flatten()), Is.True);
-        Assert.That(TestModels.Same(c.Precision, d.Precision), Is.True);
+        TensorAssert.Same(a.Precision.Flatten(), b.Precision.Flatten());
+        TensorAssert.Same(c.Precision, d.Precision);
         Assert.That(a.Step, Is.EqualTo(b.Step).And.EqualTo(4));
     }
 
@@ -201,13 +201,13 @@ public class LaplaceTests
             StateFile.Save(path, state);
             var loaded = StateFile.Load<DenseLaplaceState>(path);
             Assert.That(loaded.Subset, Is.EqualTo(state.Subset));
-            Assert.That(TestModels.Same(transform.Update(loaded, batches[1]).Precision, transform.Update(state, batches[1]).Precision), Is.True);
+            TensorAssert.Same(transform.Update(loaded, batches[1]).Precision, transform.Update(state, batches[1]).Precision);
 
             var diag = DiagFisher.Build(perDatum, Init);
             var diagState = diag.Update(diag.Init(p), batches[0]);
             StateFile.Save(path, diagState);
             var diagLoaded = StateFile.Load<DiagLaplaceState>(path);
-            Assert.That(TestModels.Same(diagLoaded.Precision.Flatten(), diagState.Precision.Flatten()), Is.True);
+            TensorAssert.Same(diagLoaded.Precision.Flatten(), diagState.Precision.Flatten());
             Assert.That(diagLoaded.Method, Is.EqualTo("DiagFisher"));
         }
         finally

@@ -37,7 +37,7 @@ public class MetricsTests
         Assert.That(bins.Select(b => b.Count), Is.EqualTo(new long[] { 0, 0, 0, 3, 1 }));
         Assert.That(bins[3].Confidence, Is.EqualTo(0.7).Within(1e-12));
         Assert.That(bins[3].Accuracy, Is.EqualTo(2.0 / 3).Within(1e-12));
-        Assert.That(double.IsNaN(bins[0].Accuracy), Is.True);
+        Assert.That(bins[0].Accuracy, Is.NaN);
         Assert.Throws<ArgumentOutOfRangeException>(() => Calibration.Reliability(LogP, Y, bins: 0));
     }
 

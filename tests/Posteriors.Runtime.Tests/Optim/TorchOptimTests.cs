@@ -84,7 +84,7 @@ public class TorchOptimTests
                 state = transform.Update(state, 0, inplace: true);
                 resumed = transform.Update(resumed, 0, inplace: true);
             }
-            Assert.That(resumed.Params["p"].equal(state.Params["p"]).all().item<bool>(), Is.True);
+            TensorAssert.Same(resumed.Params["p"], state.Params["p"]);
         }
         finally { File.Delete(path); }
     }

@@ -74,7 +74,7 @@ public class StateFileTests
         }
         Assert.That(loaded.Step, Is.EqualTo(42));
         Assert.That(loaded.Alpha, Is.EqualTo(0.125));
-        Assert.That(float.IsNaN(loaded.Scalar.item<float>()), Is.True);
+        Assert.That(loaded.Scalar.item<float>(), Is.NaN);
     }
 
     [Test]

@@ -23,10 +23,11 @@ internal sealed class Runner<TState>(ITransform<TState, object?> transform, Func
     public SgmcmcState Update(SgmcmcState state, bool inplace) => transform.Update((TState)state, null, inplace);
     public void Save(string path, SgmcmcState state) => StateFile.Save(path, (TState)state);
     public SgmcmcState Load(string path) => StateFile.Load<TState>(path);
-    public IEnumerable<Tensor> Tensors(SgmcmcState state) => state.Tensors.Append(state.LogPosterior);
+    public IEnumerable<Tensor> Tensors(SgmcmcState state) =>
+        state.Fields.Fields.SelectMany(f => f.Value switch { Tensor t => new[] { t }, ParameterTree tree => tree.Leaves, _ => Array.Empty<Tensor>() });
 }
 
-/// <summary>The samplers with REFERENCE §7's hyperparameters (SGLD ε = 1e-2; SGHMC/SGNHT/BAOA ε = 0.1, α = 10, σ = √10, m₀ = 0).</summary>
+/// <summary>The samplers with docs/ALGORITHMS.md §7's hyperparameters (SGLD ε = 1e-2; SGHMC/SGNHT/BAOA ε = 0.1, α = 10, σ = √10, m₀ = 0).</summary>
 public static class SamplerCases
 {
     public static readonly string[] Names = { "Sgld", "Sghmc", "Sgnht", "Baoa", "Sglrw" };
@@ -69,7 +70,7 @@ public static class SamplerCases
 }
 
 /// <summary>
-/// REFERENCE §7's target: a 2-D Gaussian with random mean and covariance 0.3·AAᵀ + 0.7·I. The log posterior takes a
+/// docs/ALGORITHMS.md §7's target: a 2-D Gaussian with random mean and covariance 0.3·AAᵀ + 0.7·I. The log posterior takes a
 /// stacked [K, 2] parameter and returns the SUM over chains, so one gradient call advances K independent chains.
 /// </summary>
 public sealed class GaussianTarget

@@ -180,7 +180,7 @@ public class SamplerContractTests
         Run(sampler, ref a, 3000, true);
         Run(sampler, ref b, 3000, true);
         // No noise: the seed does not matter, and every chain converges to the mode (the mean).
-        Assert.That(a.Params["theta"].Same(b.Params["theta"]), Is.True);
+        TensorAssert.Same(a.Params["theta"], b.Params["theta"]);
         Assert.That((a.Params["theta"] - Target.Mean).abs().max().item<double>(), Is.LessThan(1e-3));
     }
 }

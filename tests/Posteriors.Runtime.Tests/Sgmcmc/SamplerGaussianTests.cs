@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Posteriors.Tests.Sgmcmc;
 
-/// <summary>REFERENCE §7: every sampler recovers a correlated 2-D Gaussian, with K chains batched in one tensor.</summary>
+/// <summary>docs/ALGORITHMS.md §7: every sampler recovers a correlated 2-D Gaussian, with K chains batched in one tensor.</summary>
 public class SamplerGaussianTests
 {
     private const int Chains = 2_000;

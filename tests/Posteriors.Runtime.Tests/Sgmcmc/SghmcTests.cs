@@ -8,14 +8,14 @@ namespace Posteriors.Tests.Sgmcmc;
 
 public class SghmcTests
 {
-    // torch SGD(lr = η, momentum = μ, dampening = τ) ↔ SGHMC ε = 1 − τ, σ = (η/(1 − τ))^(−1/2), α = (1 − μ)/η (REFERENCE §2).
+    // torch SGD(lr = η, momentum = μ, dampening = τ) ↔ SGHMC ε = 1 − τ, σ = (η/(1 − τ))^(−1/2), α = (1 − μ)/η (docs/ALGORITHMS.md §2.6).
     private const double Eta = 1e-2, Mu = 0.9, Tau = 0.9;
     private static readonly double Eps = 1 - Tau, Sigma = Math.Pow(Eta / (1 - Tau), -0.5), Alpha = (1 - Mu) / Eta;
 
     private static Tensor Loss(Tensor w) => (w.square() * tensor(new[] { 1.0, 3.0, 0.5 })).sum() + w.sin().sum() + w.prod();
 
     /// <summary>
-    /// With REFERENCE's ordering (θ moves with the OLD momenta), T = 0 SGHMC is torch's heavy-ball recursion fed, at
+    /// With the ordering of docs/ALGORITHMS.md §2.2 (θ moves with the OLD momenta), T = 0 SGHMC is torch's heavy-ball recursion fed, at
     /// step t ≥ 1, the gradient taken at the previous iterate, and at step 0 the initial momenta (torch's first step
     /// skips dampening). torch does all the momentum, dampening and learning-rate arithmetic here; SGHMC must land on
     /// the same iterates to 1e-6 on a non-quadratic loss.

@@ -40,7 +40,7 @@ public class TraceTests
                 foreach (var name in new[] { "w", "b" })
                     Assert.That(fromDisk[i][name].Same(memory.Samples[i][name]), Is.True, $"sample {i}, {name}");
             Assert.Throws<InvalidOperationException>(() => _ = disk.Samples);
-            Assert.That(disk.Moments!.Covariance.allclose(memory.Moments!.Covariance), Is.True);
+            TensorAssert.Close(disk.Moments!.Covariance, memory.Moments!.Covariance);
         }
         finally { File.Delete(path); }
     }
@@ -59,9 +59,9 @@ public class TraceTests
         var centred = x - x.mean(new long[] { 0 });
         var covariance = centred.t().matmul(centred) / 499.0;
         Assert.That(full.Count, Is.EqualTo(500));
-        Assert.That(full.Mean.allclose(x.mean(new long[] { 0 }), rtol: 1e-12, atol: 1e-12), Is.True);
-        Assert.That(full.Covariance.allclose(covariance, rtol: 1e-10, atol: 1e-12), Is.True);
-        Assert.That(diagonal.Variance.allclose(covariance.diagonal(), rtol: 1e-10, atol: 1e-12), Is.True);
+        TensorAssert.Close(full.Mean, x.mean(new long[] { 0 }), rtol: 1e-12, atol: 1e-12);
+        TensorAssert.Close(full.Covariance, covariance, rtol: 1e-10, atol: 1e-12);
+        TensorAssert.Close(diagonal.Variance, covariance.diagonal(), rtol: 1e-10, atol: 1e-12);
         Assert.Throws<InvalidOperationException>(() => _ = diagonal.Covariance);
         Assert.Throws<ArgumentException>(() => full.AddRows(zeros(3, 5)));
     }
@@ -72,7 +72,7 @@ public class TraceTests
         var samples = new[] { 0.0, 1.0, 2.0 }.Select(v => ParameterTree.From(("bias", tensor(new[] { v, 0.0 })))).ToArray();
         var probabilities = Predictive.AverageProbabilities(samples, p => p["bias"].unsqueeze(0));
         var expected = (samples.Select(s => s["bias"].softmax(0)).Aggregate((a, b) => a + b) / 3).unsqueeze(0);
-        Assert.That(probabilities.allclose(expected), Is.True);
+        TensorAssert.Close(probabilities, expected);
         Assert.That(Predictive.Average(samples, p => p["bias"]).Str(), Is.EqualTo(tensor(new[] { 1.0, 0.0 }).Str()));
         Assert.Throws<ArgumentException>(() => Predictive.Average(Array.Empty<ParameterTree>(), p => p["bias"]));
     }

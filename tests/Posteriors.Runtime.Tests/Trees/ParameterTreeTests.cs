@@ -35,6 +35,22 @@ public class ParameterTreeTests
     }
 
     [Test]
+    public void LayoutLocatesEveryLeafInTheFlatVectorAndUnflattenRowsInvertsRowByRow()
+    {
+        var tree = Sample();
+        var layout = tree.Layout;
+        Assert.That(layout.Select(l => (l.Name, l.Offset, l.Length)), Is.EqualTo(new[] { ("b", 0L, 2L), ("a", 2L, 6L) }));
+        Assert.That(layout[1].Shape, Is.EqualTo(new long[] { 2, 3 }));
+        var flat = tree.Flatten();
+        foreach (var slot in layout) TensorAssert.Same(flat.narrow(0, slot.Offset, slot.Length), tree[slot.Name].reshape(-1), slot.Name);
+        var rows = stack(new[] { flat, flat * 2, flat * 3 });
+        var back = tree.UnflattenRows(rows);
+        Assert.That(back["a"].shape, Is.EqualTo(new long[] { 3, 2, 3 }));
+        TensorAssert.Same(back["a"][2], tree["a"] * 3, "row 2 of a");
+        Assert.That(Assert.Throws<ArgumentException>(() => tree.UnflattenRows(flat))!.Message, Does.Contain("[n, 8]"));
+    }
+
+    [Test]
     public void UnflattenOfWrongLengthNamesTheTree()
     {
         var e = Assert.Throws<ArgumentException>(() => Sample().Unflatten(zeros(7, dtype: ScalarType.Float64)));
@@ -59,7 +75,7 @@ public class ParameterTreeTests
         Assert.That(Values(doubled["b"]), Is.EqualTo(new[] { 2.0, 4.0 }));
         var leafBefore = tree["b"];
         tree.MapInPlace(t => t + 1);
-        Assert.That(ReferenceEquals(leafBefore, tree["b"]), Is.True);
+        Assert.That(leafBefore, Is.SameAs(tree["b"]));
         Assert.That(Values(tree["b"]), Is.EqualTo(new[] { 2.0, 3.0 }));
     }
 
@@ -85,11 +101,11 @@ public class ParameterTreeTests
         Assert.That(subset.Names, Is.EqualTo(new[] { "a" }));
         Assert.That(ReferenceEquals(subset["a"], tree["a"]), Is.True, "select shares leaves");
         var replaced = tree.Insert(subset.Map(t => t * 0));
-        Assert.That(Values(replaced["a"]).All(v => v == 0), Is.True);
-        Assert.That(ReferenceEquals(replaced["b"], tree["b"]), Is.True);
+        Assert.That(Values(replaced["a"]), Is.All.EqualTo(0));
+        Assert.That(replaced["b"], Is.SameAs(tree["b"]));
         Assert.That(Values(tree["a"])[0], Is.EqualTo(3.0), "insert copies the tree, not the values");
         tree.InsertInPlace(subset.Map(t => t * 0 + 1));
-        Assert.That(Values(tree["a"]).All(v => v == 1), Is.True);
+        Assert.That(Values(tree["a"]), Is.All.EqualTo(1));
         Assert.Throws<KeyNotFoundException>(() => tree.Select(new[] { "zz" }));
         Assert.Throws<ArgumentException>(() => tree.Insert(ParameterTree.From(("a", zeros(6, dtype: ScalarType.Float64)))));
     }

@@ -1,3 +1,4 @@
+using Posteriors.Optim;
 using Posteriors.Curvature;
 using Posteriors.Serialization;
 using Posteriors.Tests.Curvature;
@@ -13,9 +14,9 @@ public class DenseViTests
     [TestCase(false)]
     public void ConvergesToACorrelatedGaussianTarget(bool stickingTheLanding)
     {
-        // REFERENCE §7: 1,000 Adam steps at 1e-2 with 2 samples; means and L Lᵀ within 0.5.
+        // docs/ALGORITHMS.md §7: 1,000 Adam steps at 1e-2 with 2 samples; means and L Lᵀ within 0.5.
         var (logPosterior, mean, covariance, init) = ViTestTargets.Dense();
-        var vi = DenseVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2), samples: 2, stickingTheLanding: stickingTheLanding);
+        var vi = DenseVi.Build(logPosterior, Optimizer.Adam(lr: 1e-2), samples: 2, stickingTheLanding: stickingTheLanding);
         var state = vi.Run(vi.Init(init, seed: 6), Enumerable.Repeat(0, 1000));
         Assert.That(TestModels.MaxDiff(state.Params.Flatten(), mean), Is.LessThan(0.5));
         Assert.That(TestModels.MaxDiff(DenseVi.Covariance(state), covariance), Is.LessThan(0.5));
@@ -36,7 +37,7 @@ public class DenseViTests
     public void SampleReproducesMeanAndCovarianceAndShapes()
     {
         var (logPosterior, mean, covariance, init) = ViTestTargets.Dense();
-        var vi = DenseVi.Build(logPosterior, ps => optim.SGD(ps, 0.0));
+        var vi = DenseVi.Build(logPosterior, Optimizer.Sgd(1e-3));
         var state = vi.Init(init.Unflatten(mean));
         using (no_grad()) state.Cholesky.copy_(LowerTriangular.Pack(linalg.cholesky(covariance)));
         var draws = vi.Sample(state, 10_000, seed: 2);
@@ -51,7 +52,7 @@ public class DenseViTests
     public void InPlaceCopyingAndSaveLoadAreBitIdentical()
     {
         var (logPosterior, _, _, init) = ViTestTargets.Dense();
-        var vi = DenseVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2), samples: 2);
+        var vi = DenseVi.Build(logPosterior, Optimizer.Adam(lr: 1e-2), samples: 2);
         var a = vi.Init(init, seed: 5);
         var b = vi.Init(init, seed: 5);
         for (var i = 0; i < 4; i++)
@@ -59,8 +60,8 @@ public class DenseViTests
             a = vi.Update(a, 0, inplace: true);
             b = vi.Update(b, 0);
         }
-        Assert.That(TestModels.Same(a.Params.Flatten(), b.Params.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.Cholesky, b.Cholesky), Is.True);
+        TensorAssert.Same(a.Params.Flatten(), b.Params.Flatten());
+        TensorAssert.Same(a.Cholesky, b.Cholesky);
 
         var path = Path.Combine(Path.GetTempPath(), $"densevi-{Guid.NewGuid():N}.pst");
         try
@@ -68,8 +69,8 @@ public class DenseViTests
             StateFile.Save(path, a);
             var resumed = vi.Run(StateFile.Load<DenseViState>(path), Enumerable.Repeat(0, 3));
             var uninterrupted = vi.Run(a, Enumerable.Repeat(0, 3));
-            Assert.That(TestModels.Same(resumed.Cholesky, uninterrupted.Cholesky), Is.True);
-            Assert.That(TestModels.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten()), Is.True);
+            TensorAssert.Same(resumed.Cholesky, uninterrupted.Cholesky);
+            TensorAssert.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten());
         }
         finally
         {
@@ -81,7 +82,7 @@ public class DenseViTests
     public void BadInputsGiveClearExceptions()
     {
         var (logPosterior, mean, _, init) = ViTestTargets.Dense();
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DenseVi.Build(logPosterior, ps => optim.Adam(ps), samples: -2))!.ParamName, Is.EqualTo("samples"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DenseVi.Build(logPosterior, Optimizer.Adam(), samples: -2))!.ParamName, Is.EqualTo("samples"));
         Assert.That(Assert.Throws<ArgumentException>(() => DenseVi.Nelbo(logPosterior, init, zeros(5, dtype: float64), 0))!.Message, Does.Contain("length 6"));
     }
 }

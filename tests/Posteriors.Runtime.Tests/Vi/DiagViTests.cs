@@ -1,3 +1,4 @@
+using Posteriors.Optim;
 using Posteriors.Serialization;
 using Posteriors.Tests.Curvature;
 using Posteriors.Trees;
@@ -13,9 +14,9 @@ public class DiagViTests
     [TestCase(false)]
     public void ConvergesToASmallGaussianTarget(bool stickingTheLanding)
     {
-        // REFERENCE §7: 1,000 Adam steps at 1e-2 with 2 samples; means and sds within 0.5.
+        // docs/ALGORITHMS.md §7: 1,000 Adam steps at 1e-2 with 2 samples; means and sds within 0.5.
         var (logPosterior, mean, sd, init) = ViTestTargets.Diagonal();
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2), samples: 2, stickingTheLanding: stickingTheLanding);
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(lr: 1e-2), samples: 2, stickingTheLanding: stickingTheLanding);
         var state = vi.Run(vi.Init(init, seed: 4), Enumerable.Repeat(0, 1000));
         Assert.That(state.Step, Is.EqualTo(1000));
         Assert.That(TestModels.MaxDiff(state.Params.Flatten(), mean.Flatten()), Is.LessThan(0.5));
@@ -38,7 +39,7 @@ public class DiagViTests
     public void SampleReproducesMeanAndSdOfEveryShape()
     {
         var (logPosterior, mean, sd, _) = ViTestTargets.Diagonal();
-        var vi = DiagVi.Build(logPosterior, ps => optim.SGD(ps, 0.0));
+        var vi = DiagVi.Build(logPosterior, Optimizer.Sgd(1e-3));
         var state = vi.Init(mean);
         using (no_grad()) state.LogSd.CopyFrom(sd.Map(t => t.log()));
         var draws = vi.Sample(state, 10_000, seed: 9);
@@ -55,7 +56,7 @@ public class DiagViTests
     public void InPlaceAndCopyingUpdatesAreBitIdentical()
     {
         var (logPosterior, _, _, init) = ViTestTargets.Diagonal();
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2), samples: 2, temperature: Schedule.Of(t => 1.0 / (1 + t)));
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(lr: 1e-2), samples: 2, temperature: Schedule.Of(t => 1.0 / (1 + t)));
         var a = vi.Init(init, seed: 1);
         var b = vi.Init(init, seed: 1);
         for (var i = 0; i < 5; i++)
@@ -66,16 +67,16 @@ public class DiagViTests
             Assert.That(TestModels.Same(b.Params.Flatten(), before.Flatten()), Is.True, "copying left the old state untouched");
             b = next;
         }
-        Assert.That(TestModels.Same(a.Params.Flatten(), b.Params.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.LogSd.Flatten(), b.LogSd.Flatten()), Is.True);
-        Assert.That(TestModels.Same(a.Nelbo, b.Nelbo), Is.True);
+        TensorAssert.Same(a.Params.Flatten(), b.Params.Flatten());
+        TensorAssert.Same(a.LogSd.Flatten(), b.LogSd.Flatten());
+        TensorAssert.Same(a.Nelbo, b.Nelbo);
     }
 
     [Test]
     public void SaveLoadRoundTripResumesIdenticallyWithTheOptimizerState()
     {
         var (logPosterior, _, _, init) = ViTestTargets.Diagonal();
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: 1e-2));
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(lr: 1e-2));
         var state = vi.Run(vi.Init(init, seed: 3), Enumerable.Repeat(0, 3));
         var path = Path.Combine(Path.GetTempPath(), $"diagvi-{Guid.NewGuid():N}.pst");
         try
@@ -84,8 +85,8 @@ public class DiagViTests
             var loaded = StateFile.Load<DiagViState>(path);
             var resumed = vi.Run(loaded, Enumerable.Repeat(0, 3));
             var uninterrupted = vi.Run(state, Enumerable.Repeat(0, 3));
-            Assert.That(TestModels.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten()), Is.True);
-            Assert.That(TestModels.Same(resumed.LogSd.Flatten(), uninterrupted.LogSd.Flatten()), Is.True);
+            TensorAssert.Same(resumed.Params.Flatten(), uninterrupted.Params.Flatten());
+            TensorAssert.Same(resumed.LogSd.Flatten(), uninterrupted.LogSd.Flatten());
             Assert.That(resumed.Seed, Is.EqualTo(3));
         }
         finally
@@ -99,7 +100,7 @@ public class DiagViTests
     {
         // At T = 0 the entropy term is gone: σ is pushed to 0 and μ to the mode.
         var (logPosterior, mean, _, init) = ViTestTargets.Diagonal();
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps, lr: 5e-2), temperature: 0.0);
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(lr: 5e-2), temperature: 0.0);
         var state = vi.Run(vi.Init(init), Enumerable.Repeat(0, 600));
         Assert.That(TestModels.MaxDiff(state.Params.Flatten(), mean.Flatten()), Is.LessThan(0.1));
         Assert.That(DiagVi.Sd(state).Flatten().max().item<double>(), Is.LessThan(0.2));
@@ -109,12 +110,12 @@ public class DiagViTests
     public void BadHyperparametersAndNonFiniteValuesGiveClearExceptions()
     {
         var (logPosterior, _, _, init) = ViTestTargets.Diagonal();
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, ps => optim.Adam(ps), samples: 0))!.ParamName, Is.EqualTo("samples"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, ps => optim.Adam(ps), temperature: -1.0))!.ParamName, Is.EqualTo("temperature"));
-        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, ps => optim.Adam(ps), initLogSd: double.NaN))!.ParamName, Is.EqualTo("initLogSd"));
-        var vi = DiagVi.Build(logPosterior, ps => optim.Adam(ps), temperature: Schedule.Of(t => t == 0 ? double.NaN : 1));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, Optimizer.Adam(), samples: 0))!.ParamName, Is.EqualTo("samples"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, Optimizer.Adam(), temperature: -1.0))!.ParamName, Is.EqualTo("temperature"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => DiagVi.Build(logPosterior, Optimizer.Adam(), initLogSd: double.NaN))!.ParamName, Is.EqualTo("initLogSd"));
+        var vi = DiagVi.Build(logPosterior, Optimizer.Adam(), temperature: Schedule.Of(t => t == 0 ? double.NaN : 1));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => vi.Update(vi.Init(init), 0))!.Message, Does.Contain("temperature"));
-        var nan = DiagVi.Build<int>((p, _) => p.SumOfGrad() * double.NaN, ps => optim.Adam(ps));
+        var nan = DiagVi.Build<int>((p, _) => p.SumOfGrad() * double.NaN, Optimizer.Adam());
         Assert.Throws<NonFiniteException>(() => nan.Update(nan.Init(init), 0));
     }
 }

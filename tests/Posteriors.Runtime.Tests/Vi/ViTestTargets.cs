@@ -16,7 +16,7 @@ internal static class ViTestTargets
         return (logPosterior, mean, sd, mean.ZerosLike());
     }
 
-    /// <summary>Dense 3-D target: θ = {"w" [1, 2], "b" [1]}, Σ = 0.3 A Aᵀ + 0.7 I (REFERENCE §7's construction).</summary>
+    /// <summary>Dense 3-D target: θ = {"w" [1, 2], "b" [1]}, Σ = 0.3 A Aᵀ + 0.7 I (docs/ALGORITHMS.md §7's construction).</summary>
     public static (LogPosterior<int> LogPosterior, Tensor Mean, Tensor Covariance, ParameterTree Init) Dense()
     {
         var g = new Generator(21);

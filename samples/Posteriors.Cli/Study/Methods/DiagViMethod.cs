@@ -1,3 +1,4 @@
+using Posteriors.Optim;
 using Posteriors.Trees;
 using Posteriors.Vi;
 using TorchSharp;
@@ -29,7 +30,7 @@ public sealed class DiagViMethod : IStudyMethod
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
     {
         var start = context.Map(seed, (_, s) => progress(0, "MAP start: " + s));
-        var vi = DiagVi.Build(context.Posterior.LogPosterior, ps => torch.optim.Adam(ps, lr: 1e-3), temperature: tau!.Value / context.N,
+        var vi = DiagVi.Build(context.Posterior.LogPosterior, Optimizer.Adam(lr: 1e-3), temperature: tau!.Value / context.N,
             initLogSd: InitLogSd);
         var state = context.Run(vi, () => vi.Init(start, seed), seed, context.RunKey, progress);
         var draws = vi.Sample(state, context.PredictiveDraws, seed);

@@ -10,7 +10,7 @@ namespace Posteriors.Cli.Study.Methods;
 /// <summary>
 /// SGHMC settings shared by the study's samplers: the T = 0 limit is torch SGD with learning rate η
 /// (<see cref="StudyOptions.SgdLr"/>, default <see cref="DefaultSgdLr"/>) and momentum μ = 0.9, mapped by
-/// <see cref="SghmcHyperparameters.FromSgd"/> (ε = 1, σ = η^(−1/2), α = (1 − μ)/η).
+/// <see cref="SghmcHyperparameters.FromSgd"/> (ε = 1, σ = η^(−1/2), α = (1 − μ)/η; docs/ALGORITHMS.md §2.6).
 /// </summary>
 public sealed record SghmcSettings(double SgdLr)
 {

@@ -1,6 +1,6 @@
 using Spectre.Console;
 
-namespace Posteriors.Models.Tests.Study;
+namespace Posteriors.Samples.Tests.Cli;
 
 /// <summary>A console that records what the CLI writes, as a log file would see it: no colours, no live display.</summary>
 internal static class TestConsole

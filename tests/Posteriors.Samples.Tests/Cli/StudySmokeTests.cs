@@ -2,7 +2,7 @@ using CommandLine = Posteriors.Cli.Commands.Cli;
 using Posteriors.Cli.Study;
 using Spectre.Console;
 
-namespace Posteriors.Models.Tests.Study;
+namespace Posteriors.Samples.Tests.Cli;
 
 [NonParallelizable]
 public class StudySmokeTests

@@ -4,7 +4,7 @@ using Posteriors.Cli.Study;
 using Spectre.Console;
 using CommandLine = Posteriors.Cli.Commands.Cli;
 
-namespace Posteriors.Models.Tests.Study;
+namespace Posteriors.Samples.Tests.Cli;
 
 /// <summary>The study as a careful user meets it: option errors, run folders, resume after a kill, Ctrl-C, plain tables.</summary>
 [NonParallelizable]
