@@ -1,0 +1,78 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Posteriors.Distributed.Hosting;
+
+/// <summary>A client's connection to a Posteriors cluster whose membership lives in Redis at <c>host:port</c>.</summary>
+public sealed class ClusterConnection : IAsyncDisposable
+{
+    /// <summary>The default cluster and service id of <c>scripts/cluster.sh</c>.</summary>
+    public const string DefaultId = "posteriors";
+
+    private readonly IHost _host;
+
+    private ClusterConnection(IHost host, string address) => (_host, Address) = (host, address);
+
+    /// <summary>The membership address (Redis) this connection uses.</summary>
+    public string Address { get; }
+
+    /// <summary>The Orleans client.</summary>
+    public IClusterClient Client => _host.Services.GetRequiredService<IClusterClient>();
+
+    /// <summary>
+    /// Connects to the cluster whose membership is in Redis at <paramref name="address"/>, within <paramref name="timeout"/>
+    /// (10 s by default).
+    /// </summary>
+    /// <exception cref="ClusterUnreachableException">Redis or every silo failed to answer in time; the message names the address.</exception>
+    /// <exception cref="IncompatibleClusterException">The cluster runs another protocol version.</exception>
+    public static async Task<ClusterConnection> ConnectAsync(string address, string clusterId = DefaultId, string serviceId = DefaultId,
+        TimeSpan? timeout = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        var limit = timeout ?? TimeSpan.FromSeconds(10);
+        using var deadline = new CancellationTokenSource(limit);
+        var options = PosteriorsSilo.RedisOptions(address);
+        options.ConnectTimeout = (int)Math.Min(options.ConnectTimeout, limit.TotalMilliseconds / 2);
+        try
+        {
+            await using (var redis = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(deadline.Token))
+                await ClusterProtocol.EnsureCompatibleAsync(redis.GetDatabase(), serviceId, address, register: false);
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException or OperationCanceledException or TimeoutException)
+        {
+            throw new ClusterUnreachableException(
+                $"No Posteriors cluster at {address}: its membership store (Redis) did not answer within {limit.TotalSeconds:0} s. " +
+                "Start one with ./scripts/cluster.sh up N, or check the address.", e);
+        }
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(client =>
+        {
+            client.UseRedisClustering(o => o.ConfigurationOptions = PosteriorsSilo.RedisOptions(address));
+            client.Configure<Orleans.Configuration.ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (clusterId, serviceId));
+        });
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(deadline.Token);
+        }
+        catch (Exception e)
+        {
+            host.Dispose();
+            throw new ClusterUnreachableException(
+                $"No silo of cluster '{clusterId}' at {address} accepted a connection within {limit.TotalSeconds:0} s " +
+                $"({e.GetType().Name}: {e.Message}). Start silos with ./scripts/cluster.sh up N.", e);
+        }
+        return new ClusterConnection(host, address);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try { await _host.StopAsync(TimeSpan.FromSeconds(5)); }
+        finally { _host.Dispose(); }
+    }
+}

@@ -1,0 +1,106 @@
+using Posteriors.Serialization;
+using Posteriors.Sgmcmc;
+using Posteriors.Trees;
+using static TorchSharp.torch;
+
+namespace Posteriors.Distributed;
+
+/// <summary>
+/// Everything the distributed layer needs from the runtime, in one place: building a member's sampler, stepping member
+/// k exactly as <see cref="Ensembles.Ensemble{TBatch}"/> steps chain k of its stacked tree (gradient at the old
+/// position, SGHMC's move, noise from stream k of the run's seed), and state files as bytes. A grain holding member k
+/// therefore computes bit for bit what row k of a single-process ensemble computes.
+/// </summary>
+public sealed class MemberSampler
+{
+    private readonly LogPosterior<(Tensor X, Tensor Y)> _logPosterior;
+    private readonly Sghmc<(Tensor X, Tensor Y)> _sghmc;
+
+    /// <summary>The sampler of <paramref name="spec"/> over <paramref name="logPosterior"/>; momenta start at zero, as in the ensemble.</summary>
+    public MemberSampler(LogPosterior<(Tensor X, Tensor Y)> logPosterior, SamplerSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        _logPosterior = logPosterior ?? throw new ArgumentNullException(nameof(logPosterior));
+        _sghmc = Sghmc.Build(logPosterior, spec.Lr.ToSchedule(), spec.Alpha, spec.Beta, spec.Sigma, spec.Temperature.ToSchedule(), InitialMomenta.Zero);
+    }
+
+    /// <summary>The single-process ensemble this sampler reproduces member by member (the reference of tests and the CLI).</summary>
+    public static Ensembles.Ensemble<(Tensor X, Tensor Y)> Ensemble(LogPosterior<(Tensor X, Tensor Y)> logPosterior, SamplerSpec spec) =>
+        Ensembles.Ensemble.Build(logPosterior, spec.Lr.ToSchedule(), spec.Alpha, spec.Sigma, spec.Temperature.ToSchedule(), spec.Beta,
+            InitialMomenta.Zero);
+
+    /// <summary>A fresh state at <paramref name="parameters"/> (copied) whose noise comes from the run's <paramref name="seed"/>.</summary>
+    public SghmcState Init(ParameterTree parameters, long seed) => _sghmc.Init(parameters, seed);
+
+    /// <summary>One in-place step of member <paramref name="member"/> on <paramref name="batch"/>.</summary>
+    /// <exception cref="NonFiniteException">The log posterior or gradient is NaN or infinite (the message names the member and step).</exception>
+    public void Step(SghmcState state, (Tensor X, Tensor Y) batch, int member)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        using var scope = NewDisposeScope();
+        var (value, _, grad) = SgmcmcStep.Gradient(_logPosterior, state.Params, state.Step, batch, chain: member);
+        _sghmc.Move(state.Params, state.Momenta, grad, state.Step, state.Seed, stream: member);
+        SgmcmcStep.Finish(state, value);
+    }
+
+    /// <summary>The state as <see cref="StateFile"/> bytes (versioned and checksummed).</summary>
+    public static byte[] Save(SghmcState state) => StateBytes.Save(state);
+
+    /// <summary>A state from <see cref="Save"/>'s bytes, on the CPU.</summary>
+    /// <exception cref="InvalidDataException">The bytes are not an intact SGHMC state file.</exception>
+    public static SghmcState Load(byte[] bytes) => StateBytes.Load<SghmcState>(bytes);
+}
+
+/// <summary><see cref="StateFile"/>'s format as a byte array (grain storage and messages carry bytes, not files).</summary>
+public static class StateBytes
+{
+    /// <summary>The file <see cref="StateFile.Save{TState}"/> would write, as bytes.</summary>
+    public static byte[] Save<TState>(TState state) where TState : Serialization.IPersistentState<TState>
+    {
+        var path = TempPath();
+        try
+        {
+            StateFile.Save(path, state);
+            return File.ReadAllBytes(path);
+        }
+        finally { File.Delete(path); }
+    }
+
+    /// <summary>A state from <see cref="Save{TState}"/>'s bytes, on the CPU.</summary>
+    /// <exception cref="InvalidDataException">The bytes are not an intact state file of that kind.</exception>
+    public static TState Load<TState>(byte[] bytes) where TState : Serialization.IPersistentState<TState>
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        var path = TempPath();
+        try
+        {
+            File.WriteAllBytes(path, bytes);
+            return StateFile.Load<TState>(path);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private static string TempPath() => Path.Combine(Path.GetTempPath(), $"posteriors-{Guid.NewGuid():N}.state");
+}
+
+/// <summary>Trees as flat float arrays, the form gradients and precisions take on the wire.</summary>
+public static class TreeWire
+{
+    /// <summary>The tree flattened in its order, as float32 values.</summary>
+    public static float[] ToArray(ParameterTree tree)
+    {
+        using var scope = NewDisposeScope();
+        return tree.Flatten().detach().to(CPU).to_type(ScalarType.Float32).data<float>().ToArray();
+    }
+
+    /// <summary>A tree shaped like <paramref name="like"/> (its device and dtype) holding <paramref name="values"/>.</summary>
+    /// <exception cref="ArgumentException">The number of values differs from the tree's.</exception>
+    public static ParameterTree FromArray(float[] values, ParameterTree like)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.LongLength != like.NumberOfElements)
+            throw new ArgumentException($"Got {values.Length} values for a tree of {like.NumberOfElements}.", nameof(values));
+        using var flat = tensor(values).to(like.ScalarType).to(like.Device);
+        return like.Unflatten(flat);
+    }
+}
