@@ -1,3 +1,4 @@
+using Posteriors.Curvature;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,6 +23,21 @@ public abstract class DistributedModel : IDisposable
 
     /// <summary>Test inputs for predictions, or null when the model has none.</summary>
     public virtual Tensor? TestX => null;
+
+    /// <summary>Test labels, or null when the model has none.</summary>
+    public virtual Tensor? TestY => null;
+
+    /// <summary>
+    /// The likelihood as outputs and an output likelihood (no prior), for Fisher and GGN curvature; null when the model
+    /// offers none.
+    /// </summary>
+    public virtual IForwardModel<(Tensor X, Tensor Y)>? ForwardModel => null;
+
+    /// <summary>The module the model evaluates through (its linear layers get per-sample gradients in one pass), if any.</summary>
+    public virtual nn.Module? Module => null;
+
+    /// <summary>The prior's precision 1/σ² (an isotropic Gaussian prior), added once to the summed curvature.</summary>
+    public virtual double PriorPrecision => 0.0;
 
     /// <summary>The mini-batch size.</summary>
     public abstract int BatchSize { get; }

@@ -1,3 +1,4 @@
+using Posteriors.Curvature;
 using Posteriors.Models;
 using Posteriors.Models.Data;
 using Posteriors.Trees;
@@ -51,8 +52,23 @@ public sealed class SyntheticClassifier : DistributedModel
     /// <inheritdoc />
     public override Tensor TestX => _test.Images;
 
-    /// <summary>Test labels.</summary>
-    public Tensor TestY => _test.Labels;
+    /// <inheritdoc />
+    public override Tensor TestY => _test.Labels;
+
+    /// <inheritdoc />
+    public override IForwardModel<(Tensor X, Tensor Y)> ForwardModel => new ForwardModel<(Tensor X, Tensor Y)>(
+        (p, batch) =>
+        {
+            var wrt = ModuleBinding.Bind(_module, p);
+            return new ModelOutput(_module.call(batch.X), wrt);
+        },
+        batch => batch.Y, OutputLikelihood.Categorical);
+
+    /// <inheritdoc />
+    public override nn.Module Module => _module;
+
+    /// <inheritdoc />
+    public override double PriorPrecision => 1 / (_posterior.PriorSd * _posterior.PriorSd);
 
     /// <inheritdoc />
     public override int BatchSize { get; }
