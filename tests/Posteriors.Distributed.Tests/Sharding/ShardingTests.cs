@@ -55,6 +55,20 @@ public sealed class ShardingTests
     private long[] BatchOf(long step) => _model.BatchIndices(seed: 5, step).data<long>().ToArray();
 
     [Test]
+    public void The_summed_shard_gradient_equals_the_local_gradient()
+    {
+        var idx = BatchOf(4);
+        var θ = _model.InitialParameters(5, 7);
+        var expected = Autodiff.ValueAndGrad(_model.LogPosterior, θ, LocalBatch(idx));
+        var actual = Autodiff.ValueAndGrad(Sharded("gradient", shards: 3).LogPosterior, θ, idx);
+        AssertClose(actual.Value, expected.Value, "log π");
+        // Relative to the gradient's own scale, which is far below 1.
+        var scale = expected.Gradient.Leaves.Max(g => g.abs().max().item<float>());
+        for (var i = 0; i < θ.Count; i++)
+            AssertClose(actual.Gradient.Leaves[i] / scale, expected.Gradient.Leaves[i] / scale, $"∇ {θ.Names[i]}");
+    }
+
+    [Test]
     public void A_data_parallel_sghmc_step_equals_the_local_step()
     {
         var sharded = Sharded("sghmc");
