@@ -1,4 +1,10 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
+using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
+using Orleans.Storage;
+using Posteriors.Distributed.Chains;
+using Posteriors.Distributed.Storage;
 using Orleans.Hosting;
 using Orleans.TestingHost;
 using Posteriors.Distributed.Hosting;
@@ -23,7 +29,9 @@ public sealed class TestClusterFixture : IAsyncDisposable
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSilo((_, silo) =>
         {
-            silo.AddPosteriors().UseDirectoryCheckpoints(folder);
+            silo.AddPosteriors();
+            silo.Services.AddGrainStorage(ChainGrain.StorageName,
+                (sp, _) => new SwitchableStorage(new DirectoryGrainStorage(folder, sp.GetRequiredService<Serializer>())));
             // A killed silo is declared dead within a few seconds, so its members reactivate elsewhere quickly.
             silo.Configure<ClusterMembershipOptions>(o =>
             {
@@ -44,4 +52,23 @@ public sealed class TestClusterFixture : IAsyncDisposable
         await Cluster.DisposeAsync();
         if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true);
     }
+}
+
+/// <summary>Checkpoint storage that refuses every checkpoint from step <see cref="FailFrom"/> on, as an unreachable store would.</summary>
+public sealed class SwitchableStorage(IGrainStorage inner) : IGrainStorage
+{
+    /// <summary>Checkpoints of this step or later fail (long.MaxValue: none).</summary>
+    public static long FailFrom { get; set; } = long.MaxValue;
+
+    /// <inheritdoc />
+    public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ReadStateAsync(stateName, grainId, grainState);
+
+    /// <inheritdoc />
+    public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) =>
+        grainState.State is ChainCheckpoint c && c.Step >= FailFrom
+            ? throw new IOException("checkpoint store unavailable")
+            : inner.WriteStateAsync(stateName, grainId, grainState);
+
+    /// <inheritdoc />
+    public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
 }

@@ -107,6 +107,30 @@ public sealed class ChainGrainTests
         Assert.That(e!.Message, Does.Contain("free/0"));
     }
 
+    [Test]
+    public async Task Unavailable_storage_stops_the_run_and_a_resumed_run_continues_from_the_last_good_checkpoint()
+    {
+        var spec = new RunSpec("storage", Members: 2, Model, Sampler, Seed: 11, Steps: 40, CheckpointEvery: 10, Chunk: 5);
+        var coordinator = new ChainCoordinator(_fixture.Cluster.Client);
+        SwitchableStorage.FailFrom = 30;
+        try
+        {
+            var e = Assert.ThrowsAsync<CheckpointException>(() => coordinator.RunAsync(spec));
+            Assert.That(e!.Message, Does.Contain("step 30").And.Contain("checkpoint of step 20 is intact"));
+        }
+        finally
+        {
+            SwitchableStorage.FailFrom = long.MaxValue;
+        }
+        // The members' memory is lost too (as when their silos go down with the store): they come back from storage.
+        for (var k = 0; k < spec.Members; k++) await _fixture.Cluster.DeactivateAsync(coordinator.Member(spec.Run, k));
+
+        var resumed = await coordinator.RunAsync(spec);
+        var starts = resumed.Trace.Take(spec.Members).ToArray();   // the Start reports come first
+        Assert.That(starts.Select(p => (p.Step, p.RestoredFrom)), Is.All.EqualTo((20L, 20L)), "resumed from the step-20 checkpoint");
+        AssertBitIdentical(LocalRun(spec), resumed.States);
+    }
+
     /// <summary>Reports on the caller's thread (Progress{T} posts to the thread pool, too late to time a kill).</summary>
     private sealed class SynchronousProgress(Action<ChainProgress> report) : IProgress<ChainProgress>
     {
