@@ -94,6 +94,7 @@ public static class Cli
         };
         foreach (var o in new Option[] { laplaceLayers, methods, temperatures, epochs, seeds, device, output, full, trainSize, testSize, batchSize, members, dataFolder, synthetic, noInstall, threads, noPlots, widths, sgdLr })
             command.Options.Add(o);
+        var (cluster, resume) = ClusterOptions(command);
 
         command.SetAction(parse =>
         {
@@ -121,6 +122,8 @@ public static class Cli
                     Widths = ParseWidths(parse.GetValue(widths)),
                     LaplaceLayers = parse.GetValue(laplaceLayers) ?? "last",
                     SgdLr = parse.GetValue(sgdLr),
+                    Cluster = parse.GetValue(cluster),
+                    Resume = parse.GetValue(resume),
                 };
                 options.Validate();
             }
@@ -130,6 +133,7 @@ public static class Cli
                 return 2;
             }
             NativeSetup.EnsureTorchLoaded();
+            if (!ClusterEnsemble.TryConnect(options, console)) return 4;
             try
             {
                 StudyRunner.Run(options, console);
@@ -141,6 +145,20 @@ public static class Cli
                 return 3;
             }
         });
+    }
+
+    /// <summary>The options of a run on a cluster (see <see cref="ClusterEnsemble"/>).</summary>
+    private static (Option<string?> Cluster, Option<bool> Resume) ClusterOptions(Command command)
+    {
+        var cluster = new Option<string?>("--cluster")
+        {
+            Description = "Run the ensemble and sghmc-parallel members as grains on a Posteriors cluster whose membership is in Redis at HOST:PORT " +
+                          "(./scripts/cluster.sh up N prints it). Same results as a local run when the silos use --threads torch threads.",
+        };
+        var resume = new Option<bool>("--resume") { Description = "With --cluster: continue an interrupted run's members from their checkpoints." };
+        command.Options.Add(cluster);
+        command.Options.Add(resume);
+        return (cluster, resume);
     }
 
     private static (int, int, int)? ParseWidths(string? text)

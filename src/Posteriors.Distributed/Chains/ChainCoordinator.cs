@@ -58,9 +58,13 @@ public sealed class ChainCoordinator
     /// <summary>Member k's grain.</summary>
     public IChainGrain Member(string run, int k) => _grains.GetGrain<IChainGrain>(ChainSpec.ChainKey(run, k));
 
-    /// <summary>Runs (or resumes) <paramref name="spec"/> to the end.</summary>
+    /// <summary>
+    /// Runs <paramref name="spec"/> to the end: members that exist under its name continue from where they are (a resumed
+    /// run), unless <paramref name="fresh"/> resets them to step 0 first.
+    /// </summary>
     /// <exception cref="CheckpointException">Grain storage refused a checkpoint: the run stops; run it again to resume.</exception>
-    public async Task<RunResult> RunAsync(RunSpec spec, IProgress<ChainProgress>? progress = null, CancellationToken cancellationToken = default)
+    public async Task<RunResult> RunAsync(RunSpec spec, IProgress<ChainProgress>? progress = null, bool fresh = false,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Members < 1) throw new ArgumentOutOfRangeException(nameof(spec), spec.Members, "A run needs at least one member (RunSpec.Members).");
@@ -73,6 +77,7 @@ public sealed class ChainCoordinator
         }
 
         var members = Enumerable.Range(0, spec.Members).ToArray();
+        if (fresh) await Task.WhenAll(members.Select(k => Call(spec, k, async g => { await g.Reset(); return 0; }, cancellationToken)));
         var started = await Task.WhenAll(members.Select(k => Call(spec, k, g => g.Start(spec.Member(k)), cancellationToken)));
         foreach (var p in started) Report(p);
 

@@ -90,6 +90,15 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     public Task<ChainProgress> Progress() => Task.FromResult(Report());
 
     /// <inheritdoc />
+    public async Task Reset()
+    {
+        await _checkpoint.ClearStateAsync();
+        _checkpoint.State = new ChainCheckpoint();
+        _model?.Dispose();
+        (_spec, _model, _sampler, _state, _restoredFrom) = (null, null, null, null, -1);
+    }
+
+    /// <inheritdoc />
     public Task<byte[]> State() => Task.FromResult(MemberSampler.Save(Started().State));
 
     /// <inheritdoc />

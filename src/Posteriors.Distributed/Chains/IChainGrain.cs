@@ -22,6 +22,9 @@ public interface IChainGrain : IGrainWithStringKey
     /// <summary>Where the member stands.</summary>
     Task<ChainProgress> Progress();
 
+    /// <summary>Forgets the member: its checkpoint is deleted and the next <see cref="Start"/> begins at step 0.</summary>
+    Task Reset();
+
     /// <summary>The member's current state as <see cref="Serialization.StateFile"/> bytes.</summary>
     Task<byte[]> State();
 

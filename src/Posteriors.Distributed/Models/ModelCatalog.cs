@@ -9,7 +9,17 @@ public sealed class ModelCatalog
     private readonly Dictionary<string, Func<ModelSpec, DistributedModel>> _factories = new(StringComparer.Ordinal);
 
     /// <summary>A catalog with the built-in models.</summary>
-    public ModelCatalog() => Add(SyntheticClassifier.Name, spec => new SyntheticClassifier(spec));
+    public ModelCatalog()
+    {
+        Add(SyntheticClassifier.Name, spec => new SyntheticClassifier(spec));
+        Add(ImageCnn.Name, spec => new ImageCnn(spec));
+    }
+
+    /// <summary>
+    /// Held while seeding or drawing from torch's global generator (module construction): grains of one silo build models
+    /// concurrently, and a model whose initialisation follows <c>manual_seed</c> must not see another's draws in between.
+    /// </summary>
+    public static object GlobalGeneratorLock { get; } = new();
 
     /// <summary>Registers (or replaces) the factory for <paramref name="name"/>.</summary>
     public ModelCatalog Add(string name, Func<ModelSpec, DistributedModel> factory)

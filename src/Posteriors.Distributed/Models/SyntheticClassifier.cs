@@ -36,7 +36,7 @@ public sealed class SyntheticClassifier : DistributedModel
         if (batch < 1 || batch > _train.Count)
             throw new ArgumentOutOfRangeException(nameof(spec), batch, $"Setting 'batch' of model '{Name}' must lie in [1, {_train.Count}].");
         BatchSize = (int)batch;
-        _module = new MlpClassifier(28 * 28, hidden, _train.Classes);
+        lock (ModelCatalog.GlobalGeneratorLock) _module = new MlpClassifier(28 * 28, hidden, _train.Classes);
         _posterior = new ClassificationPosterior(_module, _train.Count, spec.Double("prior_sd", 1.0));
     }
 

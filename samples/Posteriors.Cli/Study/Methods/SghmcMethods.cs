@@ -1,3 +1,4 @@
+using Posteriors.Distributed;
 using Posteriors.Ensembles;
 using Posteriors.Sgmcmc;
 using Posteriors.Trees;
@@ -72,6 +73,10 @@ public sealed class ParallelSghmcMethod : IStudyMethod
         var k = context.Options.Members;
         var temperature = _tempered ? tau!.Value / context.N : 0.0;
         var settings = SghmcSettings.For(context);
+        if (context.Options.Cluster is not null)
+            return context.Predict(ClusterEnsemble.Run(context,
+                new SamplerSpec(new ScheduleSpec(SghmcSettings.Lr, SghmcSettings.Lr * SghmcSettings.FinalLrFraction, context.TrainingSteps),
+                    settings.Alpha, settings.Sigma, temperature), seed, progress));
         var ensemble = Ensemble.Build(context.Posterior.LogPosterior, SghmcSettings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
         var state = ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed);
