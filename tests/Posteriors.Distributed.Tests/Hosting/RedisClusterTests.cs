@@ -15,17 +15,10 @@ public sealed class RedisClusterTests
     [Test, CancelAfter(180_000)]
     public async Task Two_silo_processes_on_redis_run_members_bit_identical_to_one_process()
     {
-        await using var processes = new LocalProcesses();
-        var redis = processes.StartRedis();
-        await LocalProcesses.WaitForPortAsync(redis, 20, "redis-server");
-        var silo = LocalProcesses.SiloDll();
-        var gateways = new[] { LocalProcesses.FreePort(), LocalProcesses.FreePort() };
-        foreach (var gateway in gateways)
-            processes.Start("dotnet", silo, "--redis", $"127.0.0.1:{redis}", "--address", "127.0.0.1",
-                "--silo-port", LocalProcesses.FreePort().ToString(), "--gateway-port", gateway.ToString());
-        foreach (var gateway in gateways) await LocalProcesses.WaitForPortAsync(gateway, 90, "a silo");
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        await Task.WhenAll(cluster.StartSiloAsync(), cluster.StartSiloAsync());
 
-        await using var connection = await ClusterConnection.ConnectAsync($"127.0.0.1:{redis}");
+        await using var connection = await ClusterConnection.ConnectAsync(cluster.Address);
         var model = ModelSpec.Of(SyntheticClassifier.Name, ("train", 128), ("test", 32), ("hidden", 8), ("batch", 32));
         var spec = new RunSpec("redis", Members: 4, model, new SamplerSpec(0.05, Alpha: 0.5, Sigma: 1, Temperature: 1.0 / 128), Seed: 2,
             Steps: 12, CheckpointEvery: 4, Chunk: 4, Pacing: Pacing.FreeRunning);
@@ -49,28 +42,25 @@ public sealed class RedisClusterTests
     [Test, CancelAfter(60_000)]
     public async Task A_silo_of_another_protocol_version_is_refused_with_a_message()
     {
-        await using var processes = new LocalProcesses();
-        var redis = processes.StartRedis();
-        await LocalProcesses.WaitForPortAsync(redis, 20, "redis-server");
-        await using (var mux = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis}"))
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        await using (var mux = await ConnectionMultiplexer.ConnectAsync(cluster.Address))
             await mux.GetDatabase().StringSetAsync(ClusterProtocol.Key("older"), ClusterProtocol.Version + 1);
 
-        var p = processes.Start("dotnet", LocalProcesses.SiloDll(), "--redis", $"127.0.0.1:{redis}", "--service-id", "older",
-            "--silo-port", LocalProcesses.FreePort().ToString(), "--gateway-port", LocalProcesses.FreePort().ToString());
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(50));
-        Assert.That(p.ExitCode, Is.EqualTo(3));
+        var silo = await cluster.StartSiloAsync(wait: false, arguments: new[] { "--service-id", "older" });
+        var stderr = silo.StandardError.ReadToEndAsync();
+        await silo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(50));
+        Assert.That(silo.ExitCode, Is.EqualTo(3));
         Assert.That(await stderr, Does.Contain($"runs protocol version {ClusterProtocol.Version + 1}").And.Contain("older"));
 
         // A client is refused the same way.
-        var e = Assert.ThrowsAsync<IncompatibleClusterException>(() => ClusterConnection.ConnectAsync($"127.0.0.1:{redis}", serviceId: "older"));
-        Assert.That(e!.Message, Does.Contain($"127.0.0.1:{redis}"));
+        var e = Assert.ThrowsAsync<IncompatibleClusterException>(() => ClusterConnection.ConnectAsync(cluster.Address, serviceId: "older"));
+        Assert.That(e!.Message, Does.Contain(cluster.Address));
     }
 
     [Test]
     public void An_unreachable_cluster_is_reported_within_ten_seconds_naming_the_address()
     {
-        var address = $"127.0.0.1:{LocalProcesses.FreePort()}";
+        var address = $"127.0.0.1:{LocalCluster.FreePort()}";
         var clock = Stopwatch.StartNew();
         var e = Assert.ThrowsAsync<ClusterUnreachableException>(() => ClusterConnection.ConnectAsync(address));
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
