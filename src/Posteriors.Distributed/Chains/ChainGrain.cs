@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Distributed.Chains;
 
 /// <summary>See <see cref="IChainGrain"/>.</summary>
+[MemberPlacement]
 public sealed class ChainGrain : Grain, IChainGrain, IDisposable
 {
     /// <summary>The grain storage provider that holds checkpoints (Redis in a deployment).</summary>

@@ -21,6 +21,7 @@ public static class PosteriorsSilo
         var catalog = new ModelCatalog();
         configure?.Invoke(catalog);
         builder.Services.AddSingleton(catalog);
+        builder.Services.AddPlacementDirector<MemberPlacement, MemberPlacementDirector>();
         return builder;
     }
 

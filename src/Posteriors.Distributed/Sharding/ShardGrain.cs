@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 namespace Posteriors.Distributed.Sharding;
 
 /// <summary>See <see cref="IShardGrain"/>.</summary>
+[MemberPlacement]
 public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisposable
 {
     private ShardSpec? _spec;
