@@ -83,24 +83,50 @@ public static class StateBytes
     private static string TempPath() => Path.Combine(Path.GetTempPath(), $"posteriors-{Guid.NewGuid():N}.state");
 }
 
-/// <summary>Trees as flat float arrays, the form gradients and precisions take on the wire.</summary>
+/// <summary>
+/// Trees and tensors as the raw bytes of float32 values, the form parameters, gradients and precisions take on the wire:
+/// Orleans copies a byte array in one block, where a float array goes element by element (measured: 20× the time of the
+/// step itself for the MLP 784-512-512-10).
+/// </summary>
 public static class TreeWire
 {
-    /// <summary>The tree flattened in its order, as float32 values.</summary>
-    public static float[] ToArray(ParameterTree tree)
+    /// <summary>The tree flattened in its order, as float32 bytes.</summary>
+    public static byte[] ToBytes(ParameterTree tree)
     {
+        ArgumentNullException.ThrowIfNull(tree);
         using var scope = NewDisposeScope();
-        return tree.Flatten().detach().to(CPU).to_type(ScalarType.Float32).data<float>().ToArray();
+        return ToBytes(tree.Flatten());
     }
 
-    /// <summary>A tree shaped like <paramref name="like"/> (its device and dtype) holding <paramref name="values"/>.</summary>
-    /// <exception cref="ArgumentException">The number of values differs from the tree's.</exception>
-    public static ParameterTree FromArray(float[] values, ParameterTree like)
+    /// <summary>A tensor's values in row-major order, as float32 bytes.</summary>
+    public static byte[] ToBytes(Tensor t)
     {
-        ArgumentNullException.ThrowIfNull(values);
-        if (values.LongLength != like.NumberOfElements)
-            throw new ArgumentException($"Got {values.Length} values for a tree of {like.NumberOfElements}.", nameof(values));
-        using var flat = tensor(values).to(like.ScalarType).to(like.Device);
-        return like.Unflatten(flat);
+        ArgumentNullException.ThrowIfNull(t);
+        using var scope = NewDisposeScope();
+        return t.detach().to(CPU).to_type(ScalarType.Float32).contiguous().bytes.ToArray();
+    }
+
+    /// <summary>The float32 values of <see cref="ToBytes(ParameterTree)"/>'s bytes.</summary>
+    public static ReadOnlySpan<float> Floats(byte[] bytes) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes);
+
+    /// <summary>A 1-D float32 CPU tensor of the bytes' values.</summary>
+    public static Tensor ToTensor(byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        if (bytes.Length % sizeof(float) != 0) throw new ArgumentException($"{bytes.Length} bytes are not a whole number of float32 values.", nameof(bytes));
+        var t = empty(bytes.Length / sizeof(float), dtype: ScalarType.Float32);
+        t.bytes = bytes;
+        return t;
+    }
+
+    /// <summary>A tree shaped like <paramref name="like"/> (its device and dtype) holding the values of <paramref name="bytes"/>.</summary>
+    /// <exception cref="ArgumentException">The number of values differs from the tree's.</exception>
+    public static ParameterTree FromBytes(byte[] bytes, ParameterTree like)
+    {
+        ArgumentNullException.ThrowIfNull(like);
+        using var flat = ToTensor(bytes);
+        if (flat.shape[0] != like.NumberOfElements)
+            throw new ArgumentException($"Got {flat.shape[0]} values for a tree of {like.NumberOfElements}.", nameof(bytes));
+        return like.Unflatten(flat.to(like.ScalarType).to(like.Device));
     }
 }

@@ -110,8 +110,8 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         return Task.Run(() =>
         {
             using var scope = NewDisposeScope();
-            var logProbs = _model.LogProbabilities(state.Params, x).to(CPU).to_type(ScalarType.Float32).contiguous();
-            return new Prediction((int)logProbs.shape[0], (int)logProbs.shape[1], logProbs.data<float>().ToArray());
+            var logProbs = _model.LogProbabilities(state.Params, x);
+            return new Prediction((int)logProbs.shape[0], (int)logProbs.shape[1], TreeWire.ToBytes(logProbs));
         });
     }
 

@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace Posteriors.Distributed.Chains;
 
 /// <summary>
@@ -32,12 +34,16 @@ public interface IChainGrain : IGrainWithStringKey
     Task<Prediction> PredictTest();
 }
 
-/// <summary>Log predictive probabilities [Rows, Classes], flattened row-major.</summary>
+/// <summary>Log predictive probabilities [Rows, Classes], row-major float32 bytes (see <see cref="TreeWire"/>).</summary>
 /// <param name="Rows">Number of inputs.</param>
 /// <param name="Classes">Number of classes.</param>
-/// <param name="LogProbs">The values.</param>
+/// <param name="LogProbs">The values' bytes.</param>
 [GenerateSerializer, Immutable]
-public sealed record Prediction(int Rows, int Classes, float[] LogProbs);
+public sealed record Prediction(int Rows, int Classes, byte[] LogProbs)
+{
+    /// <summary>The log-probabilities as a [Rows, Classes] float32 tensor on the CPU.</summary>
+    public Tensor ToTensor() => TreeWire.ToTensor(LogProbs).reshape(Rows, Classes);
+}
 
 /// <summary>What a chain grain keeps in grain storage.</summary>
 [GenerateSerializer]

@@ -34,9 +34,9 @@ public sealed record ShardSpec(string Data, ModelSpec Model, int Shard, int Shar
 /// <summary>A shard's part of a mini-batch: how many of the batch's rows it holds, their batch-normalised log posterior and its gradient.</summary>
 /// <param name="Count">Rows of the batch in this shard (0: value and gradient are empty).</param>
 /// <param name="Value">The log posterior of those rows (mean log-likelihood + log prior / N).</param>
-/// <param name="Gradient">Its gradient, flattened in the tree's order.</param>
+/// <param name="Gradient">Its gradient, flattened in the tree's order (float32 bytes, see <see cref="TreeWire"/>).</param>
 [GenerateSerializer, Immutable]
-public sealed record ShardGradient(int Count, double Value, float[] Gradient);
+public sealed record ShardGradient(int Count, double Value, byte[] Gradient);
 
 /// <summary>Which Laplace curvature a shard sums.</summary>
 public enum CurvatureKind
@@ -61,15 +61,15 @@ public enum CurvatureKind
 /// </summary>
 public interface IShardGrain : IGrainWithStringKey
 {
-    /// <summary>The part of the mini-batch with global training-row indices <paramref name="batch"/> that lies in this shard, at θ.</summary>
-    Task<ShardGradient> Gradient(ShardSpec spec, float[] parameters, long[] batch);
+    /// <summary>The part of the mini-batch with global training-row indices <paramref name="batch"/> that lies in this shard, at θ (<see cref="TreeWire"/> bytes).</summary>
+    Task<ShardGradient> Gradient(ShardSpec spec, byte[] parameters, long[] batch);
 
     /// <summary>
     /// The likelihood curvature of <paramref name="kind"/> summed over the shard's training rows at θ (no prior), in chunks
     /// of <paramref name="chunk"/> rows: flattened tree (diagonal) or D×D row-major (dense).
     /// </summary>
-    Task<float[]> Curvature(ShardSpec spec, float[] parameters, CurvatureKind kind, int chunk);
+    Task<byte[]> Curvature(ShardSpec spec, byte[] parameters, CurvatureKind kind, int chunk);
 
     /// <summary>Log predictive probabilities [rows, C] of the shard's test rows at each of the given parameter vectors, stacked [S, rows, C].</summary>
-    Task<Chains.Prediction[]> TestLogProbs(ShardSpec spec, float[][] parameters);
+    Task<Chains.Prediction[]> TestLogProbs(ShardSpec spec, byte[][] parameters);
 }

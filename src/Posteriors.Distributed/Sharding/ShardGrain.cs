@@ -17,7 +17,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
     private ParameterTree? _shape;
 
     /// <inheritdoc />
-    public Task<ShardGradient> Gradient(ShardSpec spec, float[] parameters, long[] batch)
+    public Task<ShardGradient> Gradient(ShardSpec spec, byte[] parameters, long[] batch)
     {
         Ensure(spec);
         ArgumentNullException.ThrowIfNull(batch);
@@ -26,16 +26,16 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
             using var scope = NewDisposeScope();
             var (lo, hi) = (spec.Lo(_model!.DataSize), spec.Hi(_model.DataSize));
             var local = batch.Where(i => i >= lo && i < hi).Select(i => i - lo).ToArray();
-            if (local.Length == 0) return new ShardGradient(0, 0, Array.Empty<float>());
+            if (local.Length == 0) return new ShardGradient(0, 0, Array.Empty<byte>());
             var idx = tensor(local, device: _train.X.device);
-            var θ = TreeWire.FromArray(parameters, _shape!);
+            var θ = TreeWire.FromBytes(parameters, _shape!);
             var (value, _, grad) = Autodiff.ValueAndGrad(_model.LogPosterior, θ, (_train.X.index_select(0, idx), _train.Y.index_select(0, idx)));
-            return new ShardGradient(local.Length, value.to_type(ScalarType.Float64).item<double>(), TreeWire.ToArray(grad));
+            return new ShardGradient(local.Length, value.to_type(ScalarType.Float64).item<double>(), TreeWire.ToBytes(grad));
         });
     }
 
     /// <inheritdoc />
-    public Task<float[]> Curvature(ShardSpec spec, float[] parameters, CurvatureKind kind, int chunk)
+    public Task<byte[]> Curvature(ShardSpec spec, byte[] parameters, CurvatureKind kind, int chunk)
     {
         Ensure(spec);
         if (chunk < 1) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "The chunk size must be positive.");
@@ -43,7 +43,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
         return Task.Run(() =>
         {
             using var scope = NewDisposeScope();
-            var θ = TreeWire.FromArray(parameters, _shape!);
+            var θ = TreeWire.FromBytes(parameters, _shape!);
             var n = _train.X.shape[0];
             IEnumerable<(Tensor X, Tensor Y)> Chunks()
             {
@@ -62,7 +62,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
                         : DiagGgn.Build(forward, 0.0, module: _model.Module);
                     var state = t.Init(θ);
                     foreach (var b in Chunks()) state = t.Update(state, b, inplace: true);
-                    return TreeWire.ToArray(state.Precision);
+                    return TreeWire.ToBytes(state.Precision);
                 }
                 default:
                 {
@@ -71,22 +71,22 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
                         : DenseGgn.Build(forward, 0.0, module: _model.Module);
                     var state = t.Init(θ);
                     foreach (var b in Chunks()) state = t.Update(state, b, inplace: true);
-                    return state.Precision.to(CPU).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+                    return TreeWire.ToBytes(state.Precision);
                 }
             }
         });
     }
 
     /// <inheritdoc />
-    public Task<Prediction[]> TestLogProbs(ShardSpec spec, float[][] parameters)
+    public Task<Prediction[]> TestLogProbs(ShardSpec spec, byte[][] parameters)
     {
         Ensure(spec);
         ArgumentNullException.ThrowIfNull(parameters);
         return Task.Run(() => parameters.Select(p =>
         {
             using var scope = NewDisposeScope();
-            var logProbs = _model!.LogProbabilities(TreeWire.FromArray(p, _shape!), _test.X).to(CPU).to_type(ScalarType.Float32).contiguous();
-            return new Prediction((int)logProbs.shape[0], (int)logProbs.shape[1], logProbs.data<float>().ToArray());
+            var logProbs = _model!.LogProbabilities(TreeWire.FromBytes(p, _shape!), _test.X);
+            return new Prediction((int)logProbs.shape[0], (int)logProbs.shape[1], TreeWire.ToBytes(logProbs));
         }).ToArray());
     }
 

@@ -38,21 +38,22 @@ public sealed class ShardedData
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Length == 0) throw new ArgumentException("The mini-batch is empty.", nameof(batch));
-        var flat = TreeWire.ToArray(θ.Detach());
+        var flat = TreeWire.ToBytes(θ);
         var parts = Task.WhenAll(_shards.Select(s => Grain(s).Gradient(s, flat, batch))).GetAwaiter().GetResult();
         var total = parts.Sum(p => p.Count);
         if (total != batch.Length)
             throw new ArgumentException($"{batch.Length - total} of the batch's row indices lie outside the training set.", nameof(batch));
         var value = 0.0;
-        var grad = new double[flat.Length];
+        var grad = new double[θ.NumberOfElements];
         foreach (var p in parts.Where(p => p.Count > 0))
         {
             var w = (double)p.Count / total;
             value += w * p.Value;
-            for (var i = 0; i < grad.Length; i++) grad[i] += w * p.Gradient[i];
+            var g = TreeWire.Floats(p.Gradient);
+            for (var i = 0; i < grad.Length; i++) grad[i] += w * g[i];
         }
-        using var g = tensor(grad);
-        var gradient = TreeWire.FromArray(g.to_type(ScalarType.Float32).data<float>().ToArray(), θ);
+        using var sum = tensor(grad);
+        var gradient = θ.Unflatten(sum.to(θ.ScalarType).to(θ.Device));
         // value + ⟨θ − stop_grad(θ), g⟩: equal to the value, with gradient g.
         var surrogate = θ.Leaves.Zip(gradient.Leaves, (t, gi) => (t - t.detach()).mul(gi).sum()).Aggregate((a, b) => a + b);
         return surrogate + value;
@@ -68,7 +69,7 @@ public sealed class ShardedData
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "Use DensePrecisionAsync for a dense curvature.");
         var sum = await SumAsync(mode, kind, chunk);
         using var t = tensor(sum);
-        return TreeWire.FromArray(t.add(priorPrecision).to_type(ScalarType.Float32).data<float>().ToArray(), mode);
+        return mode.Unflatten(t.add(priorPrecision).to(mode.ScalarType).to(mode.Device));
     }
 
     /// <summary>The dense Laplace precision (D×D over the whole tree) of <paramref name="kind"/>: prior precision·I plus the shards' sum.</summary>
@@ -84,11 +85,14 @@ public sealed class ShardedData
 
     private async Task<double[]> SumAsync(ParameterTree mode, CurvatureKind kind, int chunk)
     {
-        var flat = TreeWire.ToArray(mode);
+        var flat = TreeWire.ToBytes(mode);
         var parts = await Task.WhenAll(_shards.Select(s => Grain(s).Curvature(s, flat, kind, chunk)));
-        var sum = new double[parts[0].Length];
+        var sum = new double[parts[0].Length / sizeof(float)];
         foreach (var p in parts)
-            for (var i = 0; i < sum.Length; i++) sum[i] += p[i];
+        {
+            var values = TreeWire.Floats(p);
+            for (var i = 0; i < sum.Length; i++) sum[i] += values[i];
+        }
         return sum;
     }
 
@@ -96,9 +100,9 @@ public sealed class ShardedData
     public async Task<Tensor> TestLogProbsAsync(IReadOnlyList<ParameterTree> members)
     {
         ArgumentNullException.ThrowIfNull(members);
-        var flat = members.Select(TreeWire.ToArray).ToArray();
+        var flat = members.Select(TreeWire.ToBytes).ToArray();
         var parts = await Task.WhenAll(_shards.Select(s => Grain(s).TestLogProbs(s, flat)));
         return stack(Enumerable.Range(0, members.Count).Select(m =>
-            cat(parts.Select(p => tensor(p[m].LogProbs).reshape(p[m].Rows, p[m].Classes)).ToArray(), 0)).ToArray());
+            cat(parts.Select(p => p[m].ToTensor()).ToArray(), 0)).ToArray());
     }
 }

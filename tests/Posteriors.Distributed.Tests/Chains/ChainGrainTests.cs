@@ -96,7 +96,17 @@ public sealed class ChainGrainTests
         var spec = new RunSpec("free", Members: 3, Model, Sampler, Seed: 3, Steps: 30, CheckpointEvery: 7, Chunk: 4, Pacing: Pacing.FreeRunning);
         var coordinator = new ChainCoordinator(_fixture.Cluster.Client);
         var first = await coordinator.RunAsync(spec);
-        AssertBitIdentical(LocalRun(spec), first.States);
+        var local = LocalRun(spec);
+        AssertBitIdentical(local, first.States);
+
+        // Predictions are made where the members live, from the same states.
+        using var model = new ModelCatalog().Build(spec.Model);
+        var predictions = await coordinator.PredictAsync(spec);
+        for (var k = 0; k < spec.Members; k++)
+        {
+            var expected = model.LogProbabilities(ParallelChains.Member(local.Params, k), model.TestX!);
+            Assert.That(predictions[k].ToTensor().equal(expected).all().item<bool>(), Is.True, $"member {k} predictions");
+        }
 
         // The same spec again (a restarted coordinator, --resume) finds the members finished and steps nothing.
         var again = await coordinator.RunAsync(spec);
