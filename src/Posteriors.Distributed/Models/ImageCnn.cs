@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Posteriors.Curvature;
 using Posteriors.Models;
 using Posteriors.Models.Data;
 using Posteriors.Trees;
@@ -22,14 +21,12 @@ namespace Posteriors.Distributed.Models;
 /// </list>
 /// The data are loaded once per silo and shared read-only by its grains.
 /// </summary>
-public sealed class ImageCnn : DistributedModel
+public sealed class ImageCnn : ClassifierModel
 {
     /// <summary>The catalog name.</summary>
     public const string Name = "image-cnn";
 
     private static readonly ConcurrentDictionary<string, Lazy<ImageDataSet>> Data = new();
-    private readonly ClassificationPosterior _posterior;
-    private readonly SmallCnn _module;
     private readonly ImageDataSet _train;
     private readonly (int C1, int C2, int Hidden) _widths;
     private readonly long _initSeed;
@@ -40,22 +37,27 @@ public sealed class ImageCnn : DistributedModel
 
     /// <summary>Builds the model a spec describes.</summary>
     /// <exception cref="ArgumentException">A setting is malformed or out of range.</exception>
-    public ImageCnn(ModelSpec spec)
+    public ImageCnn(ModelSpec spec) : this(spec, Parts(spec)) { }
+
+    private ImageCnn(ModelSpec spec, (SmallCnn Module, ImageDataSet Train, (int, int, int) Widths, int Batch) parts)
+        : base(parts.Module, parts.Train.Count, spec.Double("prior_sd", SmallCnn.DefaultPriorSd))
+    {
+        (_, _train, _widths, BatchSize) = parts;
+        _initSeed = spec.Long("init_seed", 1);
+        _batchSeed = unchecked((ulong)spec.Long("batch_seed", 17));
+    }
+
+    private static (SmallCnn, ImageDataSet, (int, int, int), int) Parts(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var w = spec.Text("widths", "16,32,64").Split(',').Select(x => int.TryParse(x, out var v) && v > 0 ? v : -1).ToArray();
         if (w.Length != 3 || w.Any(v => v < 1))
             throw new ArgumentException($"Setting 'widths' of model '{Name}' must be three positive integers; got '{spec.Text("widths", "")}'.", nameof(spec));
-        _widths = (w[0], w[1], w[2]);
-        _train = Data.GetOrAdd(DataKey(spec), _ => new Lazy<ImageDataSet>(() => LoadTrain(spec))).Value;
+        var train = Data.GetOrAdd(DataKey(spec), _ => new Lazy<ImageDataSet>(() => LoadTrain(spec))).Value;
         var batch = spec.Long("batch", 128);
-        if (batch < 1 || batch > _train.Count)
-            throw new ArgumentOutOfRangeException(nameof(spec), batch, $"Setting 'batch' of model '{Name}' must lie in [1, {_train.Count}].");
-        BatchSize = (int)batch;
-        _initSeed = spec.Long("init_seed", 1);
-        _batchSeed = unchecked((ulong)spec.Long("batch_seed", 17));
-        lock (ModelCatalog.GlobalGeneratorLock) _module = new SmallCnn(_train.Classes, _widths.C1, _widths.C2, _widths.Hidden);
-        _posterior = new ClassificationPosterior(_module, _train.Count, spec.Double("prior_sd", SmallCnn.DefaultPriorSd));
+        if (batch < 1 || batch > train.Count)
+            throw new ArgumentOutOfRangeException(nameof(spec), batch, $"Setting 'batch' of model '{Name}' must lie in [1, {train.Count}].");
+        lock (ModelCatalog.GlobalGeneratorLock) return (new SmallCnn(train.Classes, w[0], w[1], w[2]), train, (w[0], w[1], w[2]), (int)batch);
     }
 
     private static string DataKey(ModelSpec spec) => string.Join("|", new[] { "data", "data_folder", "synthetic_train", "synthetic_test", "synthetic_seed", "subset", "subset_seed" }
@@ -75,9 +77,6 @@ public sealed class ImageCnn : DistributedModel
     }
 
     /// <inheritdoc />
-    public override LogPosterior<(Tensor X, Tensor Y)> LogPosterior => _posterior.LogPosterior;
-
-    /// <inheritdoc />
     public override Tensor TrainX => _train.Images;
 
     /// <inheritdoc />
@@ -85,21 +84,6 @@ public sealed class ImageCnn : DistributedModel
 
     /// <inheritdoc />
     public override int BatchSize { get; }
-
-    /// <inheritdoc />
-    public override IForwardModel<(Tensor X, Tensor Y)> ForwardModel => new ForwardModel<(Tensor X, Tensor Y)>(
-        (p, batch) =>
-        {
-            var wrt = ModuleBinding.Bind(_module, p);
-            return new ModelOutput(_module.call(batch.X), wrt);
-        },
-        batch => batch.Y, OutputLikelihood.Categorical);
-
-    /// <inheritdoc />
-    public override nn.Module Module => _module;
-
-    /// <inheritdoc />
-    public override double PriorPrecision => 1 / (_posterior.PriorSd * _posterior.PriorSd);
 
     /// <summary>The module's default initialisation after <c>manual_seed(init_seed + member)</c>; <paramref name="seed"/> is the run's noise seed and plays no part.</summary>
     public override ParameterTree InitialParameters(long seed, int member)
@@ -132,16 +116,9 @@ public sealed class ImageCnn : DistributedModel
     }
 
     /// <inheritdoc />
-    public override Tensor LogProbabilities(ParameterTree parameters, Tensor x) => _posterior.LogProbabilities(parameters, x);
-
-    /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
-        {
-            _module.Dispose();
-            _order?.Dispose();
-        }
+        if (disposing) _order?.Dispose();
         base.Dispose(disposing);
     }
 }

@@ -1,4 +1,3 @@
-using Posteriors.Curvature;
 using Posteriors.Models;
 using Posteriors.Models.Data;
 using Posteriors.Trees;
@@ -13,18 +12,25 @@ namespace Posteriors.Distributed.Models;
 /// Settings: <c>train</c> (N, default 512), <c>test</c> (256), <c>hidden</c> (widths joined by commas, default
 /// <c>32</c>; <c>512,512</c> is the MLP 784-512-512-10), <c>batch</c> (64), <c>prior_sd</c> (1), <c>data_seed</c> (0).
 /// </summary>
-public sealed class SyntheticClassifier : DistributedModel
+public sealed class SyntheticClassifier : ClassifierModel
 {
     /// <summary>The catalog name.</summary>
     public const string Name = "mlp-synthetic";
 
-    private readonly ClassificationPosterior _posterior;
     private readonly MlpClassifier _module;
     private readonly ImageDataSet _train, _test;
 
     /// <summary>Builds the model a spec describes.</summary>
     /// <exception cref="ArgumentException">A setting is malformed or out of range.</exception>
-    public SyntheticClassifier(ModelSpec spec)
+    public SyntheticClassifier(ModelSpec spec) : this(spec, Parts(spec)) { }
+
+    private SyntheticClassifier(ModelSpec spec, (MlpClassifier Module, ImageDataSet Train, ImageDataSet Test, int Batch) parts)
+        : base(parts.Module, parts.Train.Count, spec.Double("prior_sd", 1.0))
+    {
+        (_module, _train, _test, BatchSize) = parts;
+    }
+
+    private static (MlpClassifier, ImageDataSet, ImageDataSet, int) Parts(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var hidden = spec.Text("hidden", "32").Split(',', StringSplitOptions.RemoveEmptyEntries)
@@ -32,16 +38,11 @@ public sealed class SyntheticClassifier : DistributedModel
                 : throw new ArgumentException($"Setting 'hidden' of model '{Name}' must list positive widths; got '{spec.Text("hidden", "")}'.", nameof(spec)))
             .ToArray();
         var batch = spec.Long("batch", 64);
-        (_train, _test) = SyntheticImages.Generate(checked((int)spec.Long("train", 512)), checked((int)spec.Long("test", 256)), spec.Long("data_seed", 0));
-        if (batch < 1 || batch > _train.Count)
-            throw new ArgumentOutOfRangeException(nameof(spec), batch, $"Setting 'batch' of model '{Name}' must lie in [1, {_train.Count}].");
-        BatchSize = (int)batch;
-        lock (ModelCatalog.GlobalGeneratorLock) _module = new MlpClassifier(28 * 28, hidden, _train.Classes);
-        _posterior = new ClassificationPosterior(_module, _train.Count, spec.Double("prior_sd", 1.0));
+        var (train, test) = SyntheticImages.Generate(checked((int)spec.Long("train", 512)), checked((int)spec.Long("test", 256)), spec.Long("data_seed", 0));
+        if (batch < 1 || batch > train.Count)
+            throw new ArgumentOutOfRangeException(nameof(spec), batch, $"Setting 'batch' of model '{Name}' must lie in [1, {train.Count}].");
+        lock (ModelCatalog.GlobalGeneratorLock) return (new MlpClassifier(28 * 28, hidden, train.Classes), train, test, (int)batch);
     }
-
-    /// <inheritdoc />
-    public override LogPosterior<(Tensor X, Tensor Y)> LogPosterior => _posterior.LogPosterior;
 
     /// <inheritdoc />
     public override Tensor TrainX => _train.Images;
@@ -54,21 +55,6 @@ public sealed class SyntheticClassifier : DistributedModel
 
     /// <inheritdoc />
     public override Tensor TestY => _test.Labels;
-
-    /// <inheritdoc />
-    public override IForwardModel<(Tensor X, Tensor Y)> ForwardModel => new ForwardModel<(Tensor X, Tensor Y)>(
-        (p, batch) =>
-        {
-            var wrt = ModuleBinding.Bind(_module, p);
-            return new ModelOutput(_module.call(batch.X), wrt);
-        },
-        batch => batch.Y, OutputLikelihood.Categorical);
-
-    /// <inheritdoc />
-    public override nn.Module Module => _module;
-
-    /// <inheritdoc />
-    public override double PriorPrecision => 1 / (_posterior.PriorSd * _posterior.PriorSd);
 
     /// <inheritdoc />
     public override int BatchSize { get; }
@@ -89,15 +75,5 @@ public sealed class SyntheticClassifier : DistributedModel
             using var u = rand(t.shape, dtype: t.dtype, device: t.device, generator: generator);
             return u.mul(2 * bound).sub_(bound).DetachFromDisposeScope();
         });
-    }
-
-    /// <inheritdoc />
-    public override Tensor LogProbabilities(ParameterTree parameters, Tensor x) => _posterior.LogProbabilities(parameters, x);
-
-    /// <inheritdoc />
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _module.Dispose();
-        base.Dispose(disposing);
     }
 }

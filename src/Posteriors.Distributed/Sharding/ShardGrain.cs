@@ -53,27 +53,22 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
                     yield return (_train.X.narrow(0, start, m), _train.Y.narrow(0, start, m));
                 }
             }
-            switch (kind)
+            // Laplace accumulates Σᵢ curvature over batches from a zero initial precision: this shard's contribution.
+            TState Sum<TState>(ITransform<TState, (Tensor X, Tensor Y)> t) where TState : IAlgorithmState
             {
-                case CurvatureKind.DiagFisher or CurvatureKind.DiagGgn:
-                {
-                    ITransform<DiagLaplaceState, (Tensor X, Tensor Y)> t = kind == CurvatureKind.DiagFisher
-                        ? DiagFisher.Build(forward.PerDatumLogDensity(), 0.0, module: _model.Module)
-                        : DiagGgn.Build(forward, 0.0, module: _model.Module);
-                    var state = t.Init(θ);
-                    foreach (var b in Chunks()) state = t.Update(state, b, inplace: true);
-                    return TreeWire.ToBytes(state.Precision);
-                }
-                default:
-                {
-                    ITransform<DenseLaplaceState, (Tensor X, Tensor Y)> t = kind == CurvatureKind.DenseFisher
-                        ? DenseFisher.Build(forward.PerDatumLogDensity(), 0.0, module: _model.Module)
-                        : DenseGgn.Build(forward, 0.0, module: _model.Module);
-                    var state = t.Init(θ);
-                    foreach (var b in Chunks()) state = t.Update(state, b, inplace: true);
-                    return TreeWire.ToBytes(state.Precision);
-                }
+                var state = t.Init(θ);
+                foreach (var b in Chunks()) state = t.Update(state, b, inplace: true);
+                return state;
             }
+            var module = _model.Module;
+            return kind switch
+            {
+                CurvatureKind.DiagFisher => TreeWire.ToBytes(Sum(DiagFisher.Build(forward.PerDatumLogDensity(), 0.0, module: module)).Precision),
+                CurvatureKind.DiagGgn => TreeWire.ToBytes(Sum(DiagGgn.Build(forward, 0.0, module: module)).Precision),
+                CurvatureKind.DenseFisher => TreeWire.ToBytes(Sum(DenseFisher.Build(forward.PerDatumLogDensity(), 0.0, module: module)).Precision),
+                CurvatureKind.DenseGgn => TreeWire.ToBytes(Sum(DenseGgn.Build(forward, 0.0, module: module)).Precision),
+                _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown curvature."),
+            };
         });
     }
 
