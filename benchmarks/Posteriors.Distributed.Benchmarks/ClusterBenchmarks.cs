@@ -21,7 +21,8 @@ namespace Posteriors.Distributed.Benchmarks;
 /// <item><see cref="LocalStep"/> against <see cref="DataParallelStep"/>: one SGHMC step on a batch of 128 here, or with the
 /// gradient summed over two shard grains (reported; it moves θ and the gradient, 2.7 MB each, per shard and step).</item>
 /// </list>
-/// Run: <c>dotnet run -c Release --project benchmarks/Posteriors.Distributed.Benchmarks -- --filter '*ClusterBenchmarks*' --job short</c>.
+/// Run: <c>dotnet run -c Release --project benchmarks/Posteriors.Distributed.Benchmarks -- --filter '*ClusterBenchmarks*' --job short</c>;
+/// measured numbers in docs/DISTRIBUTED.md.
 /// Needs 3 free cores for the K = 4 comparison to mean anything: the silos and this process compete for them.
 /// </summary>
 public class ClusterBenchmarks
