@@ -26,7 +26,8 @@ public static class ClusterEnsemble
         if (options.Cluster is null) return true;
         try
         {
-            _connection ??= ClusterConnection.ConnectAsync(options.Cluster).GetAwaiter().GetResult();
+            if (_connection?.Address != options.Cluster)
+                _connection = ClusterConnection.ConnectAsync(options.Cluster).GetAwaiter().GetResult();
             console.MarkupLine($"cluster: [bold]{Markup.Escape(options.Cluster)}[/] (ensemble and sghmc-parallel members run as grains)");
             return true;
         }

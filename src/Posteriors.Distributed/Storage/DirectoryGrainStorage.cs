@@ -74,9 +74,8 @@ public sealed class DirectoryGrainStorage : IGrainStorage
 
     private string PathOf(string stateName, GrainId grainId)
     {
-        var name = $"{stateName}-{grainId}";
-        foreach (var c in Path.GetInvalidFileNameChars()) name = name.Replace(c, '_');
-        return Path.Combine(_folder, name + ".bin");
+        // Escaped, so that distinct grain ids ("run/1", "run_1") never share a file.
+        return Path.Combine(_folder, Uri.EscapeDataString($"{stateName}-{grainId}") + ".bin");
     }
 
     private static string ETagOf(byte[] bytes) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes));
