@@ -32,11 +32,12 @@ public sealed class TestClusterFixture : IAsyncDisposable
             silo.AddPosteriors();
             silo.Services.AddGrainStorage(ChainGrain.StorageName,
                 (sp, _) => new SwitchableStorage(new DirectoryGrainStorage(folder, sp.GetRequiredService<Serializer>())));
-            // A killed silo is declared dead within a few seconds, so its members reactivate elsewhere quickly.
+            // A killed silo is declared dead within seconds, so its members reactivate elsewhere quickly; three missed
+            // 2-s probes keep a live silo on a loaded 2-core CI machine from being voted out.
             silo.Configure<ClusterMembershipOptions>(o =>
             {
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 2;
+                o.ProbeTimeout = TimeSpan.FromSeconds(2);
+                o.NumMissedProbesLimit = 3;
                 o.NumVotesForDeathDeclaration = 1;
             });
         });
