@@ -56,6 +56,7 @@ public class ClusterBenchmarks
         _cluster = await LocalCluster.StartRedisAsync();
         await Task.WhenAll(_cluster.StartSiloAsync(), _cluster.StartSiloAsync());
         _connection = await ClusterConnection.ConnectAsync(_cluster.Address);
+        await _connection.WaitForSilosAsync(2, TimeSpan.FromSeconds(60));
         _coordinator = new ChainCoordinator(_connection.Client);
         // Long runs with rare checkpoints: the operations measure stepping, not start-up or storage.
         foreach (var run in new[] { ("k4", 4), ("one", 1) })

@@ -69,6 +69,25 @@ public sealed class ClusterConnection : IAsyncDisposable
         return new ClusterConnection(host, address);
     }
 
+    /// <summary>
+    /// Waits until <paramref name="count"/> silos are active members (a silo listens on its gateway a moment before it
+    /// has joined, and members placed before then all land on the silos already in).
+    /// </summary>
+    /// <exception cref="TimeoutException">Fewer silos were active after <paramref name="timeout"/>; the message says how many.</exception>
+    public async Task WaitForSilosAsync(int count, TimeSpan timeout)
+    {
+        var management = Client.GetGrain<IManagementGrain>(0);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var active = (await management.GetHosts(onlyActive: true)).Count;
+            if (active >= count) return;
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"Only {active} of {count} silos of the cluster at {Address} were active after {timeout.TotalSeconds:0} s.");
+            await Task.Delay(250);
+        }
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
