@@ -34,13 +34,22 @@ public sealed class ClusterConnection : IAsyncDisposable
         var limit = timeout ?? TimeSpan.FromSeconds(10);
         using var deadline = new CancellationTokenSource(limit);
         var options = PosteriorsSilo.RedisOptions(address);
-        options.ConnectTimeout = (int)Math.Min(options.ConnectTimeout, limit.TotalMilliseconds / 2);
+        options.ConnectTimeout = (int)Math.Min(options.ConnectTimeout, limit.TotalMilliseconds / 3);
         try
         {
+            // A refused or unroutable address fails here at once (the Redis client would retry until its timeout).
+            foreach (var endPoint in options.EndPoints)
+            {
+                using var tcp = new System.Net.Sockets.TcpClient();
+                using var probe = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+                probe.CancelAfter(limit / 3);
+                await tcp.ConnectAsync(HostOf(endPoint), PortOf(endPoint), probe.Token);
+            }
             await using (var redis = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(deadline.Token))
                 await ClusterProtocol.EnsureCompatibleAsync(redis.GetDatabase(), serviceId, address, register: false);
         }
-        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException or OperationCanceledException or TimeoutException)
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException or OperationCanceledException or TimeoutException
+                                       or System.Net.Sockets.SocketException)
         {
             throw new ClusterUnreachableException(
                 $"No Posteriors cluster at {address}: its membership store (Redis) did not answer within {limit.TotalSeconds:0} s. " +
@@ -68,6 +77,20 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
         return new ClusterConnection(host, address);
     }
+
+    private static string HostOf(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint d => d.Host,
+        System.Net.IPEndPoint ip => ip.Address.ToString(),
+        _ => throw new ArgumentException($"Unsupported Redis end point {endPoint}.", nameof(endPoint)),
+    };
+
+    private static int PortOf(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint d => d.Port == 0 ? 6379 : d.Port,
+        System.Net.IPEndPoint ip => ip.Port == 0 ? 6379 : ip.Port,
+        _ => throw new ArgumentException($"Unsupported Redis end point {endPoint}.", nameof(endPoint)),
+    };
 
     /// <summary>
     /// Waits until <paramref name="count"/> silos are active members (a silo listens on its gateway a moment before it
