@@ -26,7 +26,27 @@ public sealed class ShardedData
     /// <summary>The number of shards.</summary>
     public int Shards => _shards.Length;
 
-    private IShardGrain Grain(ShardSpec s) => _grains.GetGrain<IShardGrain>(s.Key);
+    /// <summary>How often a shard call is repeated after a silo failure (the shard is rebuilt from its spec elsewhere).</summary>
+    public int MaxRetries { get; init; } = 20;
+
+    /// <summary>The wait before a repeated shard call.</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Calls shard <paramref name="s"/>; every shard call is a pure function of its arguments, so repeating one is safe.</summary>
+    private async Task<T> Call<T>(ShardSpec s, Func<IShardGrain, Task<T>> call)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await call(_grains.GetGrain<IShardGrain>(s.Key));
+            }
+            catch (Exception e) when (ChainCoordinator.IsSiloFailure(e) && attempt < MaxRetries)
+            {
+                await Task.Delay(RetryDelay);
+            }
+        }
+    }
 
     /// <summary>
     /// The batch-normalised log posterior of the mini-batch with global row indices <c>batch</c>, evaluated on the shards:
@@ -39,7 +59,7 @@ public sealed class ShardedData
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Length == 0) throw new ArgumentException("The mini-batch is empty.", nameof(batch));
         var flat = TreeWire.ToBytes(θ);
-        var parts = Task.WhenAll(_shards.Select(s => Grain(s).Gradient(s, flat, batch))).GetAwaiter().GetResult();
+        var parts = Task.WhenAll(_shards.Select(s => Call(s, g => g.Gradient(s, flat, batch)))).GetAwaiter().GetResult();
         var total = parts.Sum(p => p.Count);
         if (total != batch.Length)
             throw new ArgumentException($"{batch.Length - total} of the batch's row indices lie outside the training set.", nameof(batch));
@@ -86,7 +106,7 @@ public sealed class ShardedData
     private async Task<double[]> SumAsync(ParameterTree mode, CurvatureKind kind, int chunk)
     {
         var flat = TreeWire.ToBytes(mode);
-        var parts = await Task.WhenAll(_shards.Select(s => Grain(s).Curvature(s, flat, kind, chunk)));
+        var parts = await Task.WhenAll(_shards.Select(s => Call(s, g => g.Curvature(s, flat, kind, chunk))));
         var sum = new double[parts[0].Length / sizeof(float)];
         foreach (var p in parts)
         {
@@ -101,7 +121,7 @@ public sealed class ShardedData
     {
         ArgumentNullException.ThrowIfNull(members);
         var flat = members.Select(TreeWire.ToBytes).ToArray();
-        var parts = await Task.WhenAll(_shards.Select(s => Grain(s).TestLogProbs(s, flat)));
+        var parts = await Task.WhenAll(_shards.Select(s => Call(s, g => g.TestLogProbs(s, flat))));
         return stack(Enumerable.Range(0, members.Count).Select(m =>
             cat(parts.Select(p => p[m].ToTensor()).ToArray(), 0)).ToArray());
     }
