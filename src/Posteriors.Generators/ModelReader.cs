@@ -20,6 +20,7 @@ namespace Posteriors.Generators
         private const string PriorAttribute = "Posteriors.Modeling.PriorAttribute";
         private const string PositiveAttribute = "Posteriors.Modeling.PositiveAttribute";
         private const string FixedAttribute = "Posteriors.Modeling.FixedAttribute";
+        private const string HyperAttribute = "Posteriors.Modeling.HyperAttribute";
         private const string LikelihoodAttribute = "Posteriors.Modeling.LikelihoodAttribute";
         private const string ForwardAttribute = "Posteriors.Modeling.ForwardAttribute";
         private const string TensorType = "TorchSharp.torch.Tensor";
@@ -47,6 +48,8 @@ namespace Posteriors.Generators
                 Report(Diagnostics.UnsupportedShape, identifier, type.Name, "generic");
 
             var parameters = new List<ParameterSpec>();
+            var priorLocations = new Dictionary<string, Location?>();
+            var hypers = new HashSet<string>();
             var likelihoods = new List<(IMethodSymbol Method, AttributeData Attribute, bool IsForward)>();
             foreach (var member in type.GetMembers())
             {
@@ -55,8 +58,19 @@ namespace Posteriors.Generators
                 switch (member)
                 {
                     case IFieldSymbol or IPropertySymbol:
+                        if (ReadHyper(member, Report) is bool isHyper)
+                        {
+                            if (isHyper) hypers.Add(member.Name);
+                            break;
+                        }
                         var parameter = ReadMember(type, member, Report);
-                        if (parameter is not null) parameters.Add(parameter);
+                        if (parameter is not null)
+                        {
+                            parameters.Add(parameter);
+                            priorLocations[member.Name] = member.GetAttributes()
+                                .Where(a => a.AttributeClass?.ToDisplayString() == PriorAttribute).Select(AttributeLocation).FirstOrDefault()
+                                ?? member.Locations.FirstOrDefault();
+                        }
                         break;
                     case IMethodSymbol method:
                         foreach (var attribute in method.GetAttributes())
@@ -68,6 +82,8 @@ namespace Posteriors.Generators
                         break;
                 }
             }
+
+            parameters = ResolveArguments(type, parameters, hypers, priorLocations, Report);
 
             LikelihoodSpec? likelihood = null;
             if (likelihoods.Count == 0)
@@ -87,6 +103,75 @@ namespace Posteriors.Generators
                 type.Name,
                 new EquatableArray<ParameterSpec>(parameters.ToArray()),
                 likelihood);
+        }
+
+        /// <summary>Null when the member has no [Hyper]; otherwise whether it is a valid hyperparameter.</summary>
+        private static bool? ReadHyper(ISymbol member, Action<DiagnosticDescriptor, Location?, object[]> report)
+        {
+            var hyper = member.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == HyperAttribute);
+            if (hyper is null) return null;
+            var memberType = member is IFieldSymbol f ? f.Type : ((IPropertySymbol)member).Type;
+            var valid = memberType.SpecialType == SpecialType.System_Double || KindOf(memberType) == MemberKind.Tensor;
+            if (member.IsStatic || !valid)
+            {
+                var reason = member.IsStatic ? "static" : "of type '" + memberType.ToDisplayString() + "'";
+                report(Diagnostics.NotAParameterType, AttributeLocation(hyper) ?? member.Locations.FirstOrDefault(),
+                    new object[] { member.Name, "Hyper", reason, "hyperparameters are instance double or Tensor members" });
+                return false;
+            }
+            return true;
+        }
+
+        /// <summary>Resolves the member names in prior arguments and rejects cycles and unsupported combinations.</summary>
+        private static List<ParameterSpec> ResolveArguments(INamedTypeSymbol model, List<ParameterSpec> parameters, HashSet<string> hypers,
+            Dictionary<string, Location?> locations, Action<DiagnosticDescriptor, Location?, object[]> report)
+        {
+            var byName = parameters.ToDictionary(p => p.Name);
+            var resolved = new List<ParameterSpec>();
+            foreach (var p in parameters)
+            {
+                var ok = true;
+                var arguments = new List<PriorArgumentSpec>();
+                foreach (var a in p.Arguments)
+                {
+                    if (a.Source == ArgumentSource.Constant)
+                    {
+                        arguments.Add(a);
+                        continue;
+                    }
+                    string? problem = null;
+                    var source = ArgumentSource.Parameter;
+                    if (hypers.Contains(a.Member)) source = ArgumentSource.Hyper;
+                    else if (!byName.TryGetValue(a.Member, out var target) || target.IsModule)
+                        problem = "argument '" + a.Name + "' names '" + a.Member + "', which is not a tensor parameter or a [Hyper] member of '" + model.Name + "'";
+                    else if (a.Name != "loc" && !target.IsPositive)
+                        problem = "argument '" + a.Name + "' names '" + a.Member + "', which can be negative; mark '" + a.Member + "' [Positive]";
+                    if (p.IsModule && problem is null && source == ArgumentSource.Parameter)
+                        problem = "a module's prior cannot name other parameters (argument '" + a.Name + "' names '" + a.Member + "')";
+                    if (problem is not null)
+                    {
+                        report(Diagnostics.InvalidPriorArgument, locations[p.Name], new object[] { p.Name, problem });
+                        ok = false;
+                    }
+                    arguments.Add(a with { Source = source });
+                }
+                if (ok && p.IsPositive && p.Distribution == Distribution.StudentT &&
+                    arguments.FirstOrDefault(a => a.Name == "loc") is { } loc && !(loc.Source == ArgumentSource.Constant && loc.Value == 0))
+                {
+                    report(Diagnostics.InvalidPriorArgument, locations[p.Name], new object[] { p.Name,
+                        "StudentT on a [Positive] parameter needs loc 0: its truncation to θ > 0 has no closed form otherwise" });
+                    ok = false;
+                }
+                if (ok) resolved.Add(p with { Arguments = new EquatableArray<PriorArgumentSpec>(arguments.ToArray()) });
+            }
+            if (resolved.Count != parameters.Count) return resolved;
+            PriorGraph.Order(resolved, out var cycle);
+            if (cycle is not null)
+            {
+                report(Diagnostics.PriorCycle, locations[cycle[0]], new object[] { model.Name, string.Join(" → ", cycle) });
+                return new List<ParameterSpec>();
+            }
+            return resolved;
         }
 
         private static ParameterSpec? ReadMember(INamedTypeSymbol model, ISymbol member, Action<DiagnosticDescriptor, Location?, object[]> report)
@@ -139,7 +224,8 @@ namespace Posteriors.Generators
             if (priors.Count == 0)
             {
                 report(Diagnostics.MissingPrior, location, new object[] { member.Name, model.Name });
-                return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, Distribution.Flat, 0, 0, 0);
+                return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, Distribution.Flat,
+                    new EquatableArray<PriorArgumentSpec>(new PriorArgumentSpec[0]));
             }
 
             var attribute = priors[0];
@@ -147,8 +233,8 @@ namespace Posteriors.Generators
             if (attribute.AttributeConstructor is null || args.Length == 0 || args[0].Value is not int code)
                 return null; // the compiler reports the malformed attribute
             var distribution = (Distribution)code;
-            var values = args.Skip(1).Select(a => a.Value is double d ? d : Convert.ToDouble(a.Value, CultureInfo.InvariantCulture)).ToArray();
-            var problem = CheckPrior(distribution, values);
+            var raw = args.Skip(1).Select(a => a.Value).ToArray();
+            var problem = CheckPrior(distribution, raw, out var arguments);
             if (problem is not null)
             {
                 report(Diagnostics.InvalidPriorArgument, AttributeLocation(attribute) ?? location, new object[] { member.Name, problem });
@@ -160,8 +246,8 @@ namespace Posteriors.Generators
                     new object[] { member.Name, distribution.ToString() });
                 return null;
             }
-            double At(int i) => i < values.Length ? values[i] : 0;
-            return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, distribution, At(0), At(1), At(2));
+            return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, distribution,
+                new EquatableArray<PriorArgumentSpec>(arguments));
         }
 
         private static LikelihoodSpec? ReadLikelihood(IMethodSymbol method, Action<DiagnosticDescriptor, Location?, object[]> report)
@@ -180,7 +266,7 @@ namespace Posteriors.Generators
                 return null;
             }
             var arguments = method.Parameters
-                .Select(p => new ArgumentSpec(p.Name, p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)))
+                .Select(p => new ArgumentSpec(p.Name, p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), KindOf(p.Type) == MemberKind.Tensor))
                 .ToArray();
             return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputDistribution.Categorical, double.NaN);
         }
@@ -210,7 +296,7 @@ namespace Posteriors.Generators
                 report(Diagnostics.BadLikelihoodSignature, method.Locations.FirstOrDefault(), new object[] { "Forward", method.Name, problem });
                 return null;
             }
-            var arguments = new[] { new ArgumentSpec(method.Parameters[0].Name, "global::TorchSharp.torch.Tensor") };
+            var arguments = new[] { new ArgumentSpec(method.Parameters[0].Name, "global::TorchSharp.torch.Tensor", true) };
             return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output, output == OutputDistribution.Normal ? scale : double.NaN);
         }
 
@@ -223,31 +309,53 @@ namespace Posteriors.Generators
             return null;
         }
 
-        /// <summary>A message for the first invalid argument, or <c>null</c>.</summary>
-        internal static string? CheckPrior(Distribution distribution, double[] values)
+        /// <summary>The names of a distribution's arguments, in order; null for an unknown distribution.</summary>
+        internal static string[]? ArgumentNames(Distribution distribution) => distribution switch
         {
-            string[] names = distribution switch
-            {
-                Distribution.Flat => new string[0],
-                Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => new[] { "loc", "scale" },
-                Distribution.StudentT => new[] { "df", "loc", "scale" },
-                Distribution.HalfNormal or Distribution.HalfCauchy => new[] { "scale" },
-                Distribution.Gamma => new[] { "shape", "rate" },
-                Distribution.Exponential => new[] { "rate" },
-                _ => null!,
-            };
+            Distribution.Flat => new string[0],
+            Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => new[] { "loc", "scale" },
+            Distribution.StudentT => new[] { "df", "loc", "scale" },
+            Distribution.HalfNormal or Distribution.HalfCauchy => new[] { "scale" },
+            Distribution.Gamma => new[] { "shape", "rate" },
+            Distribution.Exponential => new[] { "rate" },
+            _ => null,
+        };
+
+        /// <summary>
+        /// A message for the first invalid argument, or <c>null</c>. Numbers are checked here; member names (strings)
+        /// are resolved once every member has been read.
+        /// </summary>
+        internal static string? CheckPrior(Distribution distribution, object?[] values, out PriorArgumentSpec[] arguments)
+        {
+            arguments = new PriorArgumentSpec[0];
+            var names = ArgumentNames(distribution);
             if (names is null) return "unknown distribution (" + (int)distribution + ")";
             if (values.Length != names.Length)
                 return distribution + " takes " + names.Length + " argument" + (names.Length == 1 ? "" : "s") +
                        (names.Length == 0 ? "" : " (" + string.Join(", ", names) + ")") + " but " + values.Length + (values.Length == 1 ? " was" : " were") + " given";
+            var result = new PriorArgumentSpec[names.Length];
             for (var i = 0; i < names.Length; i++)
             {
-                var v = values[i];
+                switch (values[i])
+                {
+                    case string member when member.Length > 0:
+                        result[i] = new PriorArgumentSpec(names[i], ArgumentSource.Parameter, 0, member);
+                        continue;
+                    case string or null:
+                        return distribution + " " + names[i] + " is an empty name; give a number or nameof(Member)";
+                    case double or float or int or long or short or byte or sbyte or uint or ulong or ushort or decimal:
+                        break;
+                    default:
+                        return distribution + " " + names[i] + " is " + values[i] + "; give a number or nameof(Member)";
+                }
+                var v = Convert.ToDouble(values[i], CultureInfo.InvariantCulture);
                 if (double.IsNaN(v) || double.IsInfinity(v))
                     return distribution + " " + names[i] + " is " + Format(v) + "; it must be finite";
                 if (names[i] != "loc" && !(v > 0))
                     return distribution + " " + names[i] + " is " + Format(v) + "; it must be positive";
+                result[i] = new PriorArgumentSpec(names[i], ArgumentSource.Constant, v, "");
             }
+            arguments = result;
             return null;
         }
 

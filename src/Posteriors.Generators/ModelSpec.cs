@@ -18,13 +18,17 @@ namespace Posteriors.Generators
         bool IsModule,
         bool IsPositive,
         Distribution Distribution,
-        double A,
-        double B,
-        double C)
+        EquatableArray<PriorArgumentSpec> Arguments)
     {
         /// <summary>The tree name of a tensor member (a module member prefixes its own parameter names).</summary>
         public string TreeName => IsPositive ? "log_" + Name : Name;
     }
+
+    /// <summary>Where a prior argument's value comes from.</summary>
+    internal enum ArgumentSource { Constant, Parameter, Hyper }
+
+    /// <summary>One prior argument: its name in the distribution (loc, scale, ...) and a constant or a member.</summary>
+    internal sealed record PriorArgumentSpec(string Name, ArgumentSource Source, double Value, string Member);
 
     /// <summary>The likelihood method, or the forward method and its outer likelihood.</summary>
     internal sealed record LikelihoodSpec(
@@ -35,5 +39,5 @@ namespace Posteriors.Generators
         double Scale);
 
     /// <summary>A parameter of the likelihood method: one component of the batch.</summary>
-    internal sealed record ArgumentSpec(string Name, string Type);
+    internal sealed record ArgumentSpec(string Name, string Type, bool IsTensor);
 }

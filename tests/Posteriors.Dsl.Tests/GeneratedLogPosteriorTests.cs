@@ -171,6 +171,33 @@ public class GeneratedLogPosteriorTests
     }
 
     [Test]
+    public void BernoulliOutputsSumOverTheLabelsOfADatum()
+    {
+        // [B, K] = [6, 3] logits: one value per datum (the sum of its three label terms), and the mean runs over B only.
+        var model = new MultiLabel { DatasetSize = N };
+        var g = new Generator(23);
+        var x = randn(new long[] { 6, 2 }, dtype: ScalarType.Float64, generator: g);
+        var y = (rand(new long[] { 6, 3 }, dtype: ScalarType.Float64, generator: g) > 0.5).to_type(ScalarType.Float64);
+        var at = model.SamplePrior(new Generator(29));
+        var perDatum = model.LogLikelihoods(at, (x, y));
+        Assert.That(perDatum.shape, Is.EqualTo(new long[] { 6 }));
+        LogPosterior<(Tensor X, Tensor Y)> byHand = (p, b) =>
+        {
+            var f = b.X.matmul(p["Weight"]);
+            var ll = (b.Y * f - (1 + f.exp()).log()).sum(1);   // y f − log(1 + e^f) per label, summed over the labels
+            var prior = (-0.5 * p["Weight"].square() - 0.5 * Log2Pi).sum();
+            return ll.mean() + prior / N;
+        };
+        AssertSame(model.LogPosterior, byHand, at, (x, y));
+
+        // The GGN factor is diagonal in the labels: L Lᵀ = diag(p (1 − p)).
+        var f = model.Forward(at, x).detach();
+        var factor = model.Likelihood.HessianFactor(f);
+        var p = f.sigmoid();
+        Assert.That((factor.matmul(factor.transpose(1, 2)) - (p * (1 - p)).diag_embed()).abs().max().item<double>(), Is.LessThan(1e-12));
+    }
+
+    [Test]
     public void PriorTermScalesAsOneOverN()
     {
         var batch = RegressionBatch(3, 4);
@@ -230,6 +257,39 @@ public class GeneratedLogPosteriorTests
         var model = new BatchSummingModel { DatasetSize = N };
         var e = Assert.Throws<InvalidOperationException>(() => model.LogPosterior(model.InitialParameters(), RegressionBatch(1, 1)));
         Assert.That(e!.Message, Does.Contain("shape [B]"));
+    }
+
+    [Test]
+    public void BatchSumWithKeepdimIsRejectedAtRunTimeWithTheShapeAndB()
+    {
+        // sum(0, keepdim: true) returns [1]: one-dimensional, but not one value per datum.
+        var model = new KeepdimSummingModel { DatasetSize = N };
+        var e = Assert.Throws<InvalidOperationException>(() => model.LogPosterior(model.InitialParameters(), RegressionBatch(1, 1)));
+        Assert.That(e!.Message, Does.Contain("KeepdimSummingModel.LogLikelihood").And.Contain("[1]").And.Contain("[12]"));
+        Assert.Throws<InvalidOperationException>(() => model.LogLikelihoods(model.InitialParameters(), RegressionBatch(1, 1)));
+    }
+
+    [Test]
+    public void TwoThreadsEvaluateOneModelAtTwoTreesWithoutInterfering()
+    {
+        // Evaluation does not rebind the model's members, so concurrent evaluations at different trees stay independent.
+        var model = new BayesianRegression { DatasetSize = N };
+        var batch = RegressionBatch(3, 5);
+        var trees = new[] { model.SamplePrior(new Generator(31)), model.SamplePrior(new Generator(37)) };
+        var expected = trees.Select(t => model.LogPosterior(t, batch).Value.item<double>()).ToArray();
+        Assert.That(expected[0], Is.Not.EqualTo(expected[1]).Within(1e-6));
+        var weight = model.Weight;
+        var results = new double[2][];
+        var threads = Enumerable.Range(0, 2).Select(i => new Thread(() =>
+        {
+            using var scope = NewDisposeScope();
+            results[i] = Enumerable.Range(0, 200).Select(_ => model.LogPosterior(trees[i], batch).Value.item<double>()).ToArray();
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        for (var i = 0; i < 2; i++)
+            Assert.That(results[i], Has.All.EqualTo(expected[i]).Within(1e-12), $"thread {i}");
+        Assert.That(model.Weight, Is.SameAs(weight));
     }
 
     [Test]

@@ -18,26 +18,51 @@ public sealed class ModelAttribute : Attribute
 /// The prior of a parameter member. On a module member, every parameter of the module gets it independently
 /// (tree names such as <c>Fc1.weight</c>). Priors apply elementwise and are summed over the elements.
 /// </summary>
+/// <remarks>
+/// Each argument is a constant (<c>0</c>, <c>2.5</c>) or the name of a member (<c>nameof(Tau)</c>): another tensor
+/// parameter, whose constrained value is used (a hierarchical prior, evaluated in dependency order and sampled
+/// ancestrally), or a <see cref="HyperAttribute"/> member read at each evaluation. Tensor values broadcast against the
+/// parameter. A cycle of names is a compile-time error (PST0013).
+/// </remarks>
 [AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = true, Inherited = false)]
 public sealed class PriorAttribute : Attribute
 {
     /// <summary>A prior without arguments (<see cref="Distribution.Flat"/>).</summary>
-    public PriorAttribute(Distribution distribution) => (Distribution, Arguments) = (distribution, Array.Empty<double>());
+    public PriorAttribute(Distribution distribution) => (Distribution, Arguments) = (distribution, Array.Empty<object>());
 
     /// <summary>A one-argument prior (HalfNormal(scale), HalfCauchy(scale), Exponential(rate)).</summary>
-    public PriorAttribute(Distribution distribution, double a) => (Distribution, Arguments) = (distribution, new[] { a });
+    /// <param name="distribution">The distribution.</param>
+    /// <param name="a">A number or a member name (<c>nameof(Member)</c>).</param>
+    public PriorAttribute(Distribution distribution, object a) => (Distribution, Arguments) = (distribution, new[] { a });
 
     /// <summary>A two-argument prior (Normal/Laplace/Cauchy/LogNormal(loc, scale), Gamma(shape, rate)).</summary>
-    public PriorAttribute(Distribution distribution, double a, double b) => (Distribution, Arguments) = (distribution, new[] { a, b });
+    /// <param name="distribution">The distribution.</param>
+    /// <param name="a">A number or a member name.</param>
+    /// <param name="b">A number or a member name.</param>
+    public PriorAttribute(Distribution distribution, object a, object b) => (Distribution, Arguments) = (distribution, new[] { a, b });
 
     /// <summary>A three-argument prior (StudentT(df, loc, scale)).</summary>
-    public PriorAttribute(Distribution distribution, double a, double b, double c) => (Distribution, Arguments) = (distribution, new[] { a, b, c });
+    /// <param name="distribution">The distribution.</param>
+    /// <param name="a">A number or a member name.</param>
+    /// <param name="b">A number or a member name.</param>
+    /// <param name="c">A number or a member name.</param>
+    public PriorAttribute(Distribution distribution, object a, object b, object c) => (Distribution, Arguments) = (distribution, new[] { a, b, c });
 
     /// <summary>The distribution.</summary>
     public Distribution Distribution { get; }
 
-    /// <summary>The distribution's arguments, in the order its documentation lists them.</summary>
-    public IReadOnlyList<double> Arguments { get; }
+    /// <summary>The distribution's arguments (numbers or member names), in the order its documentation lists them.</summary>
+    public IReadOnlyList<object> Arguments { get; }
+}
+
+/// <summary>
+/// A hyperparameter: a <c>double</c> or <c>Tensor</c> member that prior arguments may name
+/// (<c>[Prior(Distribution.Normal, 0, nameof(PriorScale))]</c>). It is read at every evaluation, so changing it changes
+/// the log prior without recompiling (a prior-scale sweep); it is not learned and not in the parameter tree.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class HyperAttribute : Attribute
+{
 }
 
 /// <summary>

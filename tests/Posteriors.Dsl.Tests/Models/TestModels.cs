@@ -67,3 +67,25 @@ public partial class BatchSummingModel
     public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.squeeze(1) * Weight, 1.0).sum();
 #pragma warning restore PST0010
 }
+
+/// <summary>K = 3 independent binary outputs per datum (multi-label logistic regression).</summary>
+[Model]
+public partial class MultiLabel
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Weight = zeros(2, 3, dtype: ScalarType.Float64);
+
+    [Forward(OutputDistribution.Bernoulli)]
+    public Tensor Logits(Tensor x) => x.matmul(Weight);
+}
+
+/// <summary>A batch sum that keeps a [1] dimension: the run-time check must still catch it (the warning is silenced here).</summary>
+[Model]
+public partial class KeepdimSummingModel
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Weight = zeros(1, dtype: ScalarType.Float64);
+
+    [Likelihood]
+#pragma warning disable PST0010
+    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.squeeze(1) * Weight, 1.0).sum(0, keepdim: true);
+#pragma warning restore PST0010
+}
