@@ -89,3 +89,31 @@ public partial class KeepdimSummingModel
     public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.squeeze(1) * Weight, 1.0).sum(0, keepdim: true);
 #pragma warning restore PST0010
 }
+
+/// <summary>A two-level hierarchy with many children, to check ancestral prior draws.</summary>
+[Model]
+public partial class Ancestral
+{
+    [Prior(Distribution.Normal, 0, 5)] public Tensor Mu = zeros(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.HalfNormal, 2), Positive] public Tensor Tau = ones(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, nameof(Mu), nameof(Tau))] public Tensor Theta = zeros(4000, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor y) => LogProb.Normal(y, Theta, 1.0);
+}
+
+/// <summary>Run-time hyperparameters: a scalar prior scale and a per-feature scale vector, mixed with constants.</summary>
+[Model]
+public partial class HyperRegression
+{
+    [Hyper] public double PriorScale = 1;
+    [Hyper] public Tensor FeatureScale { get; set; } = tensor(new[] { 1.0, 2.0, 4.0 }, dtype: ScalarType.Float64);
+    [Hyper] public double NoiseRate = 3;
+
+    [Prior(Distribution.Normal, 0, nameof(FeatureScale))] public Tensor Weight = zeros(3, dtype: ScalarType.Float64);
+    [Prior(Distribution.Laplace, 0.5, nameof(PriorScale))] public Tensor Bias = zeros(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Exponential, nameof(NoiseRate)), Positive] public Tensor NoiseScale = ones(1, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.matmul(Weight) + Bias, NoiseScale);
+}
