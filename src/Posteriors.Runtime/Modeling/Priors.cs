@@ -26,13 +26,16 @@ public static class Priors
     public static IReadOnlyList<string> ArgumentNames(Distribution distribution) => distribution switch
     {
         Distribution.Flat => Array.Empty<string>(),
-        Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => new[] { "loc", "scale" },
-        Distribution.StudentT => new[] { "df", "loc", "scale" },
-        Distribution.HalfNormal or Distribution.HalfCauchy => new[] { "scale" },
-        Distribution.Gamma => new[] { "shape", "rate" },
-        Distribution.Exponential => new[] { "rate" },
+        Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => LocScale,
+        Distribution.StudentT => DfLocScale,
+        Distribution.HalfNormal or Distribution.HalfCauchy => ScaleOnly,
+        Distribution.Gamma => ShapeRate,
+        Distribution.Exponential => RateOnly,
         _ => throw new ArgumentOutOfRangeException(nameof(distribution), distribution, "Unknown distribution."),
     };
+
+    private static readonly string[] LocScale = { "loc", "scale" }, DfLocScale = { "df", "loc", "scale" }, ScaleOnly = { "scale" },
+        ShapeRate = { "shape", "rate" }, RateOnly = { "rate" };
 
     /// <summary>
     /// Σ log p(θ) over the elements of <paramref name="theta"/> for a prior on the real line (a scalar tensor of θ's dtype).
@@ -69,7 +72,7 @@ public static class Priors
         if (!HasPositiveSupport(distribution))
             return Summed(u, RealLine(u.exp(), distribution, args) - LogMassAboveZero(u, distribution, args) + u);
         if (args.AllConstant) return ConstantLogProbPositive(u, distribution, args);
-        var (a, b) = (args.First(u), args.Second(u));
+        var (a, b) = (args.FirstTensor(u), args.SecondTensor(u));
         Tensor density = distribution switch
         {
             Distribution.HalfNormal => u - (2 * u).exp() / (2 * a.square()) + Math.Log(2) - a.log() - HalfLog2Pi,
@@ -97,7 +100,7 @@ public static class Priors
         var size = like.shape;
         Tensor Randn() => randn(size, dtype: like.dtype, device: like.device, generator: generator);
         Tensor Uniform() => OpenUniform(like, generator);
-        var (a, b, c) = (args.First(like), args.Second(like), args.Third(like));
+        var (a, b, c) = (args.FirstTensor(like), args.SecondTensor(like), args.ThirdTensor(like));
         var draw = distribution switch
         {
             Distribution.Normal => a + b * Randn(),
@@ -135,7 +138,7 @@ public static class Priors
             return Sample(like, distribution, loc, scale, df, shape, rate, generator).abs().log();
         }
         // θ = loc − scale·G⁻¹(v) with v uniform on (0, G(loc/scale)) is the standard draw restricted to θ > 0.
-        var (a, b) = (args.First(like), args.Second(like));
+        var (a, b) = (args.FirstTensor(like), args.SecondTensor(like));
         var mass = StandardCdf(distribution, a / b);
         var v = OpenUniform(like, generator) * mass;
         var theta = (a - b * StandardInverseCdf(distribution, v)).clamp_min(double.Epsilon);
@@ -161,16 +164,29 @@ public static class Priors
     /// <summary>Elementwise log density of a real-line prior at θ (broadcast with the arguments).</summary>
     private static Tensor RealLine(Tensor theta, Distribution distribution, Arguments args)
     {
-        var (a, b, c) = (args.First(theta), args.Second(theta), args.Third(theta));
-        return distribution switch
+        // Constant arguments stay doubles (no scalar tensors): hierarchical priors mix both in the hot path.
+        switch (distribution)
         {
-            Distribution.Normal => -0.5 * ((theta - a) / b).square() - b.log() - HalfLog2Pi,
-            Distribution.Laplace => -(theta - a).abs() / b - (2 * b).log(),
-            Distribution.Cauchy => -((theta - a) / b).square().log1p() - b.log() - Math.Log(Math.PI),
-            _ /* StudentT */ => ((theta - b) / c).square().div(a).log1p() * (-(a + 1) / 2)
-                                + ((a + 1) / 2).lgamma() - (a / 2).lgamma() - 0.5 * (a * Math.PI).log() - c.log(),
-        };
+            case Distribution.Normal:
+                return MinusLog(Divide(Minus(theta, args.First), args.Second).square() * -0.5, args.Second) - HalfLog2Pi;
+            case Distribution.Laplace:
+                return MinusLog(-Divide(Minus(theta, args.First).abs(), args.Second), args.Second) - Math.Log(2);
+            case Distribution.Cauchy:
+                return MinusLog(-Divide(Minus(theta, args.First), args.Second).square().log1p(), args.Second) - Math.Log(Math.PI);
+            default: // StudentT
+            {
+                var (a, c) = (args.FirstTensor(theta), args.ThirdTensor(theta));
+                return Divide(Minus(theta, args.Second), args.Third).square().div(a).log1p() * (-(a + 1) / 2)
+                       + ((a + 1) / 2).lgamma() - (a / 2).lgamma() - 0.5 * (a * Math.PI).log() - c.log();
+            }
+        }
     }
+
+    private static Tensor Minus(Tensor x, PriorArgument a) => a.Tensor is { } t ? x - t : a.Value == 0 ? x : x - a.Value;
+
+    private static Tensor Divide(Tensor x, PriorArgument a) => a.Tensor is { } t ? x / t : x / a.Value;
+
+    private static Tensor MinusLog(Tensor x, PriorArgument a) => a.Tensor is { } t ? x - t.log() : x - Math.Log(a.Value);
 
     /// <summary>log P(θ &gt; 0) of a real-line prior (the truncation's normaliser), elementwise.</summary>
     private static Tensor LogMassAboveZero(Tensor like, Distribution distribution, Arguments args)
@@ -180,7 +196,7 @@ public static class Priors
             RequireZeroLocation(args);
             return tensor(-Math.Log(2), dtype: like.dtype, device: like.device);
         }
-        var (a, b) = (args.First(like), args.Second(like));
+        var (a, b) = (args.FirstTensor(like), args.SecondTensor(like));
         return StandardCdf(distribution, a / b).log();
     }
 
@@ -277,27 +293,33 @@ public static class Priors
 
         public Arguments(Distribution distribution, PriorArgument loc, PriorArgument scale, PriorArgument df, PriorArgument shape, PriorArgument rate)
         {
-            var given = new (string Name, PriorArgument Value)[] { ("loc", loc), ("scale", scale), ("df", df), ("shape", shape), ("rate", rate) };
             var names = ArgumentNames(distribution);
-            foreach (var (name, value) in given)
+            PriorArgument Take(string name, PriorArgument value)
             {
-                if (!value.IsSet) continue;
-                if (!names.Contains(name))
+                var position = Array.IndexOf((string[])names, name);
+                if (!value.IsSet)
+                {
+                    if (position >= 0)
+                        throw new ArgumentException($"{distribution} needs the argument '{name}' ({string.Join(", ", names)}).", name);
+                    return value;
+                }
+                if (position < 0)
                     throw new ArgumentException(
                         $"{distribution} has no argument '{name}'; it takes {(names.Count == 0 ? "none" : string.Join(", ", names))}.", name);
                 if (value.Tensor is null) Validate(distribution, name, value.Value);
+                return value;
             }
-            var ordered = new PriorArgument[3];
-            for (var i = 0; i < names.Count; i++)
+            (loc, scale, df, shape, rate) = (Take("loc", loc), Take("scale", scale), Take("df", df), Take("shape", shape), Take("rate", rate));
+            (_first, _second, _third) = distribution switch
             {
-                var value = given.First(g => g.Name == names[i]).Value;
-                if (!value.IsSet)
-                    throw new ArgumentException($"{distribution} needs the argument '{names[i]}' ({string.Join(", ", names)}).", names[i]);
-                ordered[i] = value;
-            }
-            (_first, _second, _third) = (ordered[0], ordered[1], ordered[2]);
+                Distribution.StudentT => (df, loc, scale),
+                Distribution.HalfNormal or Distribution.HalfCauchy => (scale, default, default),
+                Distribution.Gamma => (shape, rate, default),
+                Distribution.Exponential => (rate, default(PriorArgument), default(PriorArgument)),
+                _ => (loc, scale, default),
+            };
             Loc = loc;
-            AllConstant = ordered.All(a => a.Tensor is null);
+            AllConstant = _first.Tensor is null && _second.Tensor is null && _third.Tensor is null;
         }
 
         public PriorArgument Loc { get; }
@@ -310,10 +332,16 @@ public static class Priors
 
         public double ThirdValue => _third.Value;
 
-        public Tensor First(Tensor like) => _first.AsTensor(like);
+        public PriorArgument First => _first;
 
-        public Tensor Second(Tensor like) => _second.AsTensor(like);
+        public PriorArgument Second => _second;
 
-        public Tensor Third(Tensor like) => _third.AsTensor(like);
+        public PriorArgument Third => _third;
+
+        public Tensor FirstTensor(Tensor like) => _first.AsTensor(like);
+
+        public Tensor SecondTensor(Tensor like) => _second.AsTensor(like);
+
+        public Tensor ThirdTensor(Tensor like) => _third.AsTensor(like);
     }
 }
