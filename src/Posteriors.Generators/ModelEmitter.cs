@@ -243,10 +243,21 @@ namespace Posteriors.Generators
             private void ForwardMembers()
             {
                 _w.Line();
-                Doc();
-                var likelihood = T("Curvature") + ".OutputLikelihood." +
-                                 (L.Output == OutputDistribution.Normal ? "Normal(" + Number(L.Scale) + ")" : L.Output.ToString());
-                _w.Line("public " + T("Curvature") + ".OutputLikelihood Likelihood { get; } = " + likelihood + ";");
+                if (L.LearnedScale)
+                {
+                    _w.Line("/// <inheritdoc />");
+                    _w.Line("/// <remarks>σ is the current value of " + L.ScaleMember + " (set it to the fitted value before a Laplace fit).</remarks>");
+                    var sigma = T("ModelSupport") + ".ScalarValue(" + Id(L.ScaleMember) + ", " + _name + ", " + Literal(L.ScaleMember) + ")";
+                    _w.Line("public " + T("Curvature") + ".OutputLikelihood Likelihood =>");
+                    _w.Indented(() => _w.Line(T("Curvature") + ".OutputLikelihood.Normal(" + sigma + ");"));
+                }
+                else
+                {
+                    Doc();
+                    var likelihood = T("Curvature") + ".OutputLikelihood." +
+                                     (L.Output == OutputDistribution.Normal ? "Normal(" + Number(L.Scale) + ")" : L.Output.ToString());
+                    _w.Line("public " + T("Curvature") + ".OutputLikelihood Likelihood { get; } = " + likelihood + ";");
+                }
                 _w.Line();
                 Doc();
                 _w.Line("public " + T("Tensor") + " Targets(" + Batch + " batch) => batch.Y;");
@@ -273,7 +284,7 @@ namespace Posteriors.Generators
                 _w.Line("public " + T("Tensor") + " LogLikelihoods(" + T("ParameterTree") + " parameters, " + Batch + " batch)");
                 _w.Open();
                 if (_hasModules) _w.Line("BindModules(parameters);");
-                if (L.IsForward) PerDatum("return ", "Likelihood.LogProb(" + Bound() + "." + Id(L.MethodName) + "(batch.X), batch.Y)", ";");
+                if (L.IsForward) PerDatum("return ", OutputLogProb(Bound() + "." + Id(L.MethodName) + "(batch.X)"), ";");
                 else PerDatum("return ", CallLikelihood(Bound()), ";");
                 _w.Close();
             }
@@ -290,7 +301,7 @@ namespace Posteriors.Generators
                 if (L.IsForward)
                 {
                     _w.Line("var output = " + Bound() + "." + Id(L.MethodName) + "(batch.X);");
-                    PerDatum("var logLikelihoods = ", "Likelihood.LogProb(output, batch.Y)", ";");
+                    PerDatum("var logLikelihoods = ", OutputLogProb("output"), ";");
                     _w.Line("return new " + T("LogDensityResult") + "(logLikelihoods.mean() + " + prior + " / n, output.detach()" + (_hasModules ? ", wrt" : "") + ");");
                 }
                 else
@@ -363,6 +374,14 @@ namespace Posteriors.Generators
                 }
                 _w.Line("return new " + T("ParameterTree") + "(wrt);");
                 _w.Close();
+            }
+
+            /// <summary>The per-datum outer log likelihood of <paramref name="output"/>; a learned σ comes from the tree.</summary>
+            private string OutputLogProb(string output)
+            {
+                if (!L.LearnedScale) return "Likelihood.LogProb(" + output + ", batch.Y)";
+                var sigma = _tensors.First(p => p.Name == L.ScaleMember);
+                return T("ModelSupport") + ".NormalOutput(" + output + ", batch.Y, " + TreeValue(sigma) + ")";
             }
 
             /// <summary>The model to evaluate on: the rebound copy, or this one when there are no tensor members.</summary>

@@ -94,7 +94,7 @@ namespace Posteriors.Generators
             if (likelihoods.Count > 0)
             {
                 var (method, attribute, isForward) = likelihoods[0];
-                likelihood = isForward ? ReadForward(method, attribute, Report) : ReadLikelihood(method, Report);
+                likelihood = isForward ? ReadForward(method, attribute, parameters, Report) : ReadLikelihood(method, Report);
             }
 
             if (errors > 0 || likelihood is null) return null;
@@ -268,10 +268,11 @@ namespace Posteriors.Generators
             var arguments = method.Parameters
                 .Select(p => new ArgumentSpec(p.Name, p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), KindOf(p.Type) == MemberKind.Tensor))
                 .ToArray();
-            return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputDistribution.Categorical, double.NaN);
+            return new LikelihoodSpec(method.Name, false, new EquatableArray<ArgumentSpec>(arguments), OutputDistribution.Categorical, double.NaN, "");
         }
 
-        private static LikelihoodSpec? ReadForward(IMethodSymbol method, AttributeData attribute, Action<DiagnosticDescriptor, Location?, object[]> report)
+        private static LikelihoodSpec? ReadForward(IMethodSymbol method, AttributeData attribute, List<ParameterSpec> parameters,
+            Action<DiagnosticDescriptor, Location?, object[]> report)
         {
             var problem = CommonProblem(method);
             if (problem is null && (method.Parameters.Length != 1 || KindOf(method.Parameters[0].Type) != MemberKind.Tensor || method.Parameters[0].RefKind != RefKind.None))
@@ -280,7 +281,16 @@ namespace Posteriors.Generators
             if (attribute.AttributeConstructor is null || args.Length == 0 || args[0].Value is not int code) return null;
             var output = (OutputDistribution)code;
             var scale = args.Length > 1 && args[1].Value is double s ? s : double.NaN;
-            if (problem is null)
+            var scaleMember = args.Length > 1 && args[1].Value is string m ? m : "";
+            if (problem is null && scaleMember.Length > 0)
+            {
+                var target = parameters.FirstOrDefault(p => p.Name == scaleMember);
+                if (output != OutputDistribution.Normal)
+                    problem = "gives a scale to a " + output + " likelihood, which has none";
+                else if (target is null || target.IsModule || !target.IsPositive)
+                    problem = "names '" + scaleMember + "' as its scale; a learned σ must be a [Positive] tensor parameter of the model";
+            }
+            else if (problem is null)
             {
                 if (output == OutputDistribution.Normal && !(scale > 0 && !double.IsInfinity(scale)))
                     problem = args.Length > 1
@@ -297,7 +307,8 @@ namespace Posteriors.Generators
                 return null;
             }
             var arguments = new[] { new ArgumentSpec(method.Parameters[0].Name, "global::TorchSharp.torch.Tensor", true) };
-            return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output, output == OutputDistribution.Normal ? scale : double.NaN);
+            return new LikelihoodSpec(method.Name, true, new EquatableArray<ArgumentSpec>(arguments), output,
+                output == OutputDistribution.Normal && scaleMember.Length == 0 ? scale : double.NaN, scaleMember);
         }
 
         private static string? CommonProblem(IMethodSymbol method)

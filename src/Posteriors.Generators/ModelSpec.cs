@@ -36,7 +36,12 @@ namespace Posteriors.Generators
         bool IsForward,
         EquatableArray<ArgumentSpec> Arguments,
         OutputDistribution Output,
-        double Scale);
+        double Scale,
+        string ScaleMember)
+    {
+        /// <summary>Whether σ of a Normal output is a learned parameter.</summary>
+        public bool LearnedScale => ScaleMember.Length > 0;
+    }
 
     /// <summary>A parameter of the likelihood method: one component of the batch.</summary>
     internal sealed record ArgumentSpec(string Name, string Type, bool IsTensor);

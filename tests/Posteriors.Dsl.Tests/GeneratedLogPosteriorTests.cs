@@ -198,6 +198,38 @@ public class GeneratedLogPosteriorTests
     }
 
     [Test]
+    public void LearnedNormalOutputScaleMatchesHandWrittenFormulaAndKeepsTheGgn()
+    {
+        var model = new LearnedNoiseNet { DatasetSize = N };
+        var g = new Generator(41);
+        var x = randn(new long[] { 10, 2 }, dtype: ScalarType.Float64, generator: g);
+        var y = randn(new long[] { 10 }, dtype: ScalarType.Float64, generator: g);
+        var at = model.SamplePrior(new Generator(43));
+        Tensor F(ParameterTree p, Tensor inputs) =>
+            (nn.functional.relu(inputs.matmul(p["Hidden.weight"].t()) + p["Hidden.bias"]).matmul(p["Out.weight"].t()) + p["Out.bias"]).squeeze(1);
+        LogPosterior<(Tensor X, Tensor Y)> byHand = (p, b) =>
+        {
+            var u = p["log_NoiseScale"];
+            var sigma = u.exp();
+            var ll = -0.5 * ((b.Y - F(p, b.X)) / sigma).square() - sigma.log() - 0.5 * Log2Pi;
+            var prior = (-0.5 * p["Hidden.weight"].square() - 0.5 * Log2Pi).sum() + (-0.5 * p["Hidden.bias"].square() - 0.5 * Log2Pi).sum()
+                        + (-0.5 * p["Out.weight"].square() - 0.5 * Log2Pi).sum() + (-0.5 * p["Out.bias"].square() - 0.5 * Log2Pi).sum()
+                        + (0.5 * Math.Log(2 / Math.PI) - 0.5 * sigma.square() + u).sum();
+            return ll.mean() + prior / N;
+        };
+        AssertSame(model.LogPosterior, byHand, at, (x, y));
+
+        // The curvature interface uses the member's σ: the GGN equals that of a fixed-σ forward model with the same σ.
+        Assert.That(model.Likelihood.Sigma, Is.EqualTo(0.4).Within(1e-12));
+        var fixedSigma = new ForwardModel<(Tensor X, Tensor Y)>((p, b) => F(p, b.X).unsqueeze(1), b => b.Y, OutputLikelihood.Normal(0.4));
+        var network = at.Select(new[] { "Hidden.weight", "Hidden.bias", "Out.weight", "Out.bias" });
+        var generated = Ggn.Diagonal(model, at, (x, y));
+        var expected = Ggn.Diagonal(fixedSigma, network, (x, y));
+        foreach (var name in expected.Names)
+            Assert.That((generated[name] - expected[name]).abs().max().item<double>(), Is.LessThan(1e-9), name);
+    }
+
+    [Test]
     public void PriorTermScalesAsOneOverN()
     {
         var batch = RegressionBatch(3, 4);

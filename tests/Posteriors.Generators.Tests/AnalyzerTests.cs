@@ -74,6 +74,9 @@ public class AnalyzerTests
             Valid("[Prior(Distribution.Normal, nameof(B), 1)] public Tensor A = zeros(1);\n[Prior(Distribution.Normal, nameof(A), 1)] public Tensor B = zeros(1);"),
             Valid("[Prior(Distribution.Normal, nameof(B), 1)] public Tensor A = zeros(1);\n[Prior(Distribution.Normal, 0, 1)] public Tensor B = zeros(1);"),
             "Prior(Distribution.Normal, nameof(B), 1)");
+        yield return Case("PST0009",
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Prior(Distribution.Normal, 0, 1)] public Tensor S = ones(1);\n[Forward(OutputDistribution.Normal, nameof(S))] public Tensor F(Tensor x) => x.matmul(W);"),
+            Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Prior(Distribution.HalfNormal, 1), Positive] public Tensor S = ones(1);\n[Forward(OutputDistribution.Normal, nameof(S))] public Tensor F(Tensor x) => x.matmul(W);"), "F");
         yield return Case("PST0011", Valid("[Prior(Distribution.HalfNormal, 1)] public Tensor S = ones(1);"), Valid("[Prior(Distribution.HalfNormal, 1), Positive] public Tensor S = ones(1);"), "Prior(Distribution.HalfNormal, 1)");
         yield return Case("PST0012", Valid("[Prior(Distribution.Normal, 0, 1)] public readonly Tensor V = zeros(1);"), Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V = zeros(1);"), "V");
         yield return Case("PST0012", Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V { get; } = zeros(1);"), Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V { get; set; } = zeros(1);"), "V");

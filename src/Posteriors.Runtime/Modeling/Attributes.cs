@@ -105,9 +105,20 @@ public sealed class ForwardAttribute : Attribute
     /// <summary>A forward method with a Normal likelihood of standard deviation <paramref name="scale"/>.</summary>
     public ForwardAttribute(OutputDistribution likelihood, double scale) => (Likelihood, Scale) = (likelihood, scale);
 
+    /// <summary>
+    /// A forward method with a Normal likelihood whose standard deviation is a learned <see cref="PositiveAttribute"/>
+    /// tensor parameter (<c>nameof(NoiseScale)</c>, one element). The log posterior uses σ from the tree; the
+    /// curvature interface (<c>Likelihood</c>, for GGN Laplace) uses the member's current value.
+    /// </summary>
+    public ForwardAttribute(OutputDistribution likelihood, string scaleMember) =>
+        (Likelihood, Scale, ScaleMember) = (likelihood, double.NaN, scaleMember);
+
     /// <summary>The outer likelihood.</summary>
     public OutputDistribution Likelihood { get; }
 
-    /// <summary>The Normal likelihood's standard deviation (NaN for the others).</summary>
+    /// <summary>The Normal likelihood's standard deviation (NaN for the others and for a learned σ).</summary>
     public double Scale { get; }
+
+    /// <summary>The parameter holding a learned σ, or null.</summary>
+    public string? ScaleMember { get; }
 }

@@ -126,6 +126,28 @@ public static class ModelSupport
         return logLikelihoods;
     }
 
+    /// <summary>
+    /// Per-datum log N(y; f, σ²) summed over the non-batch dimensions of the outputs f ([B] or [B, ...]), with σ a tensor
+    /// (a learned scale: one element, or one per output) that gradients flow into.
+    /// </summary>
+    public static Tensor NormalOutput(Tensor outputs, Tensor targets, Tensor sigma)
+    {
+        var f = outputs.dim() == 1 ? outputs.unsqueeze(1) : outputs.reshape(outputs.shape[0], -1);
+        var y = targets.reshape(f.shape).to_type(f.dtype);
+        return LogProb.Normal(y, f, sigma).sum(1);
+    }
+
+    /// <summary>The single value of a one-element tensor member.</summary>
+    /// <exception cref="InvalidOperationException">The member is null or has more than one element.</exception>
+    public static double ScalarValue(Tensor? value, string model, string member)
+    {
+        value = Member(value, model, member);
+        if (value.numel() != 1)
+            throw new InvalidOperationException($"{model}.{member} has shape {ParameterTree.Shape(value)}; a learned σ of a Normal output has one element.");
+        using var _ = no_grad();
+        return value.to_type(ScalarType.Float64).item<double>();
+    }
+
     /// <summary>The leading dimension of a batch component: B.</summary>
     public static long BatchSize(Tensor first) => first is null || first.dim() == 0 ? -1 : first.shape[0];
 }

@@ -117,3 +117,15 @@ public partial class HyperRegression
     [Likelihood]
     public Tensor LogLikelihood(Tensor x, Tensor y) => LogProb.Normal(y, x.matmul(Weight) + Bias, NoiseScale);
 }
+
+/// <summary>A regression network whose Normal output σ is learned.</summary>
+[Model]
+public partial class LearnedNoiseNet
+{
+    [Prior(Distribution.Normal, 0, 1)] public Linear Hidden = nn.Linear(2, 4, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, 0, 1)] public Linear Out = nn.Linear(4, 1, dtype: ScalarType.Float64);
+    [Prior(Distribution.HalfNormal, 1), Positive] public Tensor NoiseScale = full(1, 0.4, dtype: ScalarType.Float64);
+
+    [Forward(OutputDistribution.Normal, nameof(NoiseScale))]
+    public Tensor Predict(Tensor x) => Out.forward(nn.functional.relu(Hidden.forward(x)));
+}
