@@ -64,5 +64,10 @@ namespace Posteriors.Generators
         public static readonly DiagnosticDescriptor PriorCycle = Error("PST0013",
             "Hierarchical priors form a cycle",
             "The priors of model '{0}' name each other in a cycle ({1}); hierarchical priors must form a directed acyclic graph");
+    
+
+        public static readonly DiagnosticDescriptor SupportMismatch = Error("PST0014",
+            "Prior support does not match the constraint",
+            "'{0}': {1}");
     }
 }

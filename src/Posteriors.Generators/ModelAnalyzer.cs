@@ -6,7 +6,7 @@ using Microsoft.CodeAnalysis.Operations;
 
 namespace Posteriors.Generators
 {
-    /// <summary>Compile-time checks of [Model] classes (PST0001–PST0013).</summary>
+    /// <summary>Compile-time checks of [Model] classes (PST0001–PST0014).</summary>
     [DiagnosticAnalyzer(LanguageNames.CSharp)]
     public sealed class ModelAnalyzer : DiagnosticAnalyzer
     {
@@ -17,7 +17,7 @@ namespace Posteriors.Generators
             Diagnostics.NotPartial, Diagnostics.UnsupportedShape, Diagnostics.NotAParameterType, Diagnostics.InvalidPriorArgument,
             Diagnostics.MissingPrior, Diagnostics.DuplicatePrior, Diagnostics.NoLikelihood, Diagnostics.SeveralLikelihoods,
             Diagnostics.BadLikelihoodSignature, Diagnostics.ReducesOverBatch, Diagnostics.PositiveSupportNeedsPositive,
-            Diagnostics.NotAssignable, Diagnostics.PriorCycle);
+            Diagnostics.NotAssignable, Diagnostics.PriorCycle, Diagnostics.SupportMismatch);
 
         /// <inheritdoc />
         public override void Initialize(AnalysisContext context)

@@ -19,6 +19,7 @@ namespace Posteriors.Generators
         /// <summary>The using-aliases of the generated file: short name → fully qualified name.</summary>
         private static readonly (string Alias, string Target)[] Aliases =
         {
+            ("Bijectors", "global::Posteriors.Modeling.Bijectors"),
             ("Curvature", "global::Posteriors.Curvature"),
             ("Distribution", "global::Posteriors.Modeling.Distribution"),
             ("Leaf", "global::System.Collections.Generic.KeyValuePair<string, global::TorchSharp.torch.Tensor>"),
@@ -152,6 +153,14 @@ namespace Posteriors.Generators
                         _w.Line("leaves.AddRange(" + T("ModelSupport") + ".ModuleCopies(" + ModuleArgs(p) + "));");
                     else if (p.IsPositive)
                         _w.Call("leaves.Add(new " + T("Leaf") + "", new[] { Literal(p.TreeName), Unconstrained(p) }, "));");
+                    else if (p.IsMapped)
+                    {
+                        var args = new List<string> { Member(p) };
+                        args.AddRange(BoundArguments(p));
+                        _w.Call("var " + Draw(p) + " = " + T("Bijectors") + "." + p.BijectorName + "Inverse", args, ");");
+                        _w.Call("leaves.Add(new " + T("Leaf") + "", new[] { Literal(p.TreeName),
+                            T("ModelSupport") + ".Unconstrained(" + Draw(p) + ", " + _name + ", " + Literal(p.Name) + ")" }, "));");
+                    }
                     else
                         _w.Call("leaves.Add(new " + T("Leaf") + "", new[] { Literal(p.TreeName), Member(p) + ".detach().clone()" }, "));");
                 }
@@ -168,13 +177,22 @@ namespace Posteriors.Generators
                 _w.Open();
                 _w.Line("using var noGrad = " + T("Torch") + ".no_grad();");
                 var named = NamedParameters();
-                string Value(string name) => _tensors.First(q => q.Name == name) is var q && q.IsPositive ? Local(name) : Draw(q);
+                string Value(string name) => _tensors.First(q => q.Name == name) is var q && (q.IsPositive || q.IsMapped) ? Local(name) : Draw(q);
                 foreach (var p in PriorGraph.Order(_tensors, out _))
                 {
                     var method = p.IsPositive ? "SamplePositive" : "Sample";
                     var args = new List<string> { Member(p), Dist(p) };
                     args.AddRange(PriorArguments(p, Value));
                     args.Add("generator: generator");
+                    if (p.IsMapped)
+                    {
+                        // Drawn in the constrained space (ordered vectors: sorted iid draws), then mapped back to the tree's u.
+                        var sorted = p.Constraint == Constraint.Ordered;
+                        _w.Call("var " + Local(p.Name) + " = " + (sorted ? T("ModelSupport") + ".Sorted(" : "") + T("Priors") + ".Sample", args,
+                            ")" + (sorted ? ")" : "") + ";");
+                        _w.Line("var " + Draw(p) + " = " + Bijector(p, "Inverse", Local(p.Name)) + ";");
+                        continue;
+                    }
                     _w.Call("var " + Draw(p) + " = " + T("Priors") + "." + method, args, ");");
                     if (p.IsPositive && named.Contains(p.Name)) _w.Line("var " + Local(p.Name) + " = " + Draw(p) + ".exp();");
                 }
@@ -207,7 +225,7 @@ namespace Posteriors.Generators
                 var terms = new List<(string Head, List<string> Args, string Tail)>();
                 foreach (var p in _model.Parameters)
                 {
-                    if (p.Distribution == Distribution.Flat && !p.IsPositive) continue;
+                    if (p.Distribution == Distribution.Flat && !p.IsPositive && !p.IsMapped) continue;
                     var args = new List<string>();
                     if (p.IsModule)
                     {
@@ -216,6 +234,21 @@ namespace Posteriors.Generators
                         args.Add(Dist(p));
                         args.AddRange(PriorArguments(p, _ => throw new InvalidOperationException("modules have no parent parameters")));
                         terms.Add((T("ModelSupport") + ".ModuleLogPrior", args, ")"));
+                        continue;
+                    }
+                    if (p.IsMapped)
+                    {
+                        var u = "parameters[" + Literal(p.TreeName) + "]";
+                        if (p.Distribution != Distribution.Flat)
+                        {
+                            args.Add(named.Contains(p.Name) ? Local(p.Name) : TreeValue(p));
+                            args.Add(Dist(p));
+                            args.AddRange(PriorArguments(p, Local));
+                            terms.Add((T("Priors") + ".LogProb", args, ")"));
+                        }
+                        var jacobian = new List<string> { u };
+                        jacobian.AddRange(BoundArguments(p));
+                        terms.Add((T("Bijectors") + "." + p.BijectorName + "LogDetJacobian", jacobian, ")"));
                         continue;
                     }
                     args.Add("parameters[" + Literal(p.TreeName) + "]");
@@ -319,7 +352,7 @@ namespace Posteriors.Generators
                 _w.Line("public " + T("ParameterTree") + " Constrain(" + T("ParameterTree") + " parameters)");
                 _w.Open();
                 _w.Line("global::System.ArgumentNullException.ThrowIfNull(parameters);");
-                var positive = _tensors.Where(p => p.IsPositive).ToList();
+                var positive = _tensors.Where(p => p.IsPositive || p.IsMapped).ToList();
                 if (positive.Count == 0)
                     _w.Line("return parameters;");
                 else
@@ -330,7 +363,8 @@ namespace Posteriors.Generators
                     _w.Line("leaves.Add(name switch");
                     _w.Open();
                     foreach (var p in positive)
-                        _w.Line(Literal(p.TreeName) + " => new " + T("Leaf") + "(" + Literal(p.Name) + ", value.exp()),");
+                        _w.Line(Literal(p.TreeName) + " => new " + T("Leaf") + "(" + Literal(p.Name) + ", " +
+                                (p.IsPositive ? "value.exp()" : Bijector(p, "Forward", "value")) + "),");
                     _w.Line("_ => new " + T("Leaf") + "(name, value),");
                     _w.Close();
                     _w.AppendToLast(");");
@@ -421,7 +455,16 @@ namespace Posteriors.Generators
 
             private string Dist(ParameterSpec p) => T("Distribution") + "." + p.Distribution;
 
-            private string TreeValue(ParameterSpec p) => "parameters[" + Literal(p.TreeName) + "]" + (p.IsPositive ? ".exp()" : "");
+            private string TreeValue(ParameterSpec p) =>
+                p.IsMapped ? Bijector(p, "Forward", "parameters[" + Literal(p.TreeName) + "]")
+                           : "parameters[" + Literal(p.TreeName) + "]" + (p.IsPositive ? ".exp()" : "");
+
+            /// <summary><c>Bijectors.{Constraint}{Direction}(value, low: ..., high: ...)</c>.</summary>
+            private string Bijector(ParameterSpec p, string direction, string value) =>
+                T("Bijectors") + "." + p.BijectorName + direction + "(" + string.Join(", ", new[] { value }.Concat(BoundArguments(p))) + ")";
+
+            private IEnumerable<string> BoundArguments(ParameterSpec p) =>
+                p.Bounds.Select(b => b.Name + ": " + (b.Source == ArgumentSource.Constant ? Number(b.Value) : Id(b.Member)));
 
             private string Member(ParameterSpec p) =>
                 T("ModelSupport") + ".Member(" + Id(p.Name) + ", " + _name + ", " + Literal(p.Name) + ")";

@@ -21,6 +21,18 @@ namespace Posteriors.Generators
         private const string PositiveAttribute = "Posteriors.Modeling.PositiveAttribute";
         private const string FixedAttribute = "Posteriors.Modeling.FixedAttribute";
         private const string HyperAttribute = "Posteriors.Modeling.HyperAttribute";
+        private const string BoundedAttribute = "Posteriors.Modeling.BoundedAttribute";
+
+        /// <summary>The constraint attributes and the constraint each declares.</summary>
+        private static readonly (string Attribute, Constraint Constraint)[] ConstraintAttributes =
+        {
+            (PositiveAttribute, Constraint.Positive),
+            (BoundedAttribute, Constraint.Interval),
+            ("Posteriors.Modeling.UnitIntervalAttribute", Constraint.Interval),
+            ("Posteriors.Modeling.SimplexAttribute", Constraint.Simplex),
+            ("Posteriors.Modeling.OrderedAttribute", Constraint.Ordered),
+            ("Posteriors.Modeling.CholeskyCorrelationAttribute", Constraint.CholeskyCorrelation),
+        };
         private const string LikelihoodAttribute = "Posteriors.Modeling.LikelihoodAttribute";
         private const string ForwardAttribute = "Posteriors.Modeling.ForwardAttribute";
         private const string TensorType = "TorchSharp.torch.Tensor";
@@ -144,7 +156,7 @@ namespace Posteriors.Generators
                     if (hypers.Contains(a.Member)) source = ArgumentSource.Hyper;
                     else if (!byName.TryGetValue(a.Member, out var target) || target.IsModule)
                         problem = "argument '" + a.Name + "' names '" + a.Member + "', which is not a tensor parameter or a [Hyper] member of '" + model.Name + "'";
-                    else if (a.Name != "loc" && !target.IsPositive)
+                    else if (a.Name is not ("loc" or "low" or "high") && !target.IsPositive)
                         problem = "argument '" + a.Name + "' names '" + a.Member + "', which can be negative; mark '" + a.Member + "' [Positive]";
                     if (p.IsModule && problem is null && source == ArgumentSource.Parameter)
                         problem = "a module's prior cannot name other parameters (argument '" + a.Name + "' names '" + a.Member + "')";
@@ -154,6 +166,12 @@ namespace Posteriors.Generators
                         ok = false;
                     }
                     arguments.Add(a with { Source = source });
+                }
+                foreach (var bound in p.Bounds.Where(b => b.Source == ArgumentSource.Hyper && !hypers.Contains(b.Member)))
+                {
+                    report(Diagnostics.InvalidPriorArgument, locations[p.Name], new object[] { p.Name,
+                        "bound '" + bound.Name + "' names '" + bound.Member + "', which is not a [Hyper] member of '" + model.Name + "'" });
+                    ok = false;
                 }
                 if (ok && p.IsPositive && p.Distribution == Distribution.StudentT &&
                     arguments.FirstOrDefault(a => a.Name == "loc") is { } loc && !(loc.Source == ArgumentSource.Constant && loc.Value == 0))
@@ -179,7 +197,9 @@ namespace Posteriors.Generators
             var memberType = member is IFieldSymbol f ? f.Type : ((IPropertySymbol)member).Type;
             var attributes = member.GetAttributes();
             var priors = attributes.Where(a => a.AttributeClass?.ToDisplayString() == PriorAttribute).ToList();
-            var positive = attributes.FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == PositiveAttribute);
+            var constraints = attributes.Where(a => ConstraintAttributes.Any(c => c.Attribute == a.AttributeClass?.ToDisplayString())).ToList();
+            var positive = constraints.FirstOrDefault();
+            var constraintName = positive?.AttributeClass?.Name.Replace("Attribute", "") ?? "";
             var isFixed = attributes.Any(a => a.AttributeClass?.ToDisplayString() == FixedAttribute);
             var kind = KindOf(memberType);
             var location = member.Locations.FirstOrDefault();
@@ -189,15 +209,33 @@ namespace Posteriors.Generators
                 var reason = member.IsStatic ? "static" : "of type '" + memberType.ToDisplayString() + "'";
                 var fix = member.IsStatic ? "parameters are instance members" : "parameters are Tensor fields or properties or TorchSharp modules";
                 foreach (var prior in priors) report(Diagnostics.NotAParameterType, AttributeLocation(prior) ?? location, new object[] { member.Name, "Prior", reason, fix });
-                if (positive is not null) report(Diagnostics.NotAParameterType, AttributeLocation(positive) ?? location, new object[] { member.Name, "Positive", reason, fix });
+                if (positive is not null) report(Diagnostics.NotAParameterType, AttributeLocation(positive) ?? location, new object[] { member.Name, constraintName, reason, fix });
                 return null;
             }
             if (isFixed) return null;
             if (kind == MemberKind.Module && positive is not null)
             {
                 report(Diagnostics.NotAParameterType, AttributeLocation(positive) ?? location,
-                    new object[] { member.Name, "Positive", "a module", "[Positive] applies to Tensor members; constrain inside the module instead" });
+                    new object[] { member.Name, constraintName, "a module", "[" + constraintName + "] applies to Tensor members; constrain inside the module instead" });
                 return null;
+            }
+            if (constraints.Count > 1)
+            {
+                report(Diagnostics.SupportMismatch, AttributeLocation(constraints[1]) ?? location,
+                    new object[] { member.Name, "has two constraints ([" + constraintName + "] and [" + constraints[1].AttributeClass?.Name.Replace("Attribute", "") + "]); keep one" });
+                return null;
+            }
+            var constraint = positive is null ? Constraint.None
+                : ConstraintAttributes.First(c => c.Attribute == positive.AttributeClass?.ToDisplayString()).Constraint;
+            var bounds = new PriorArgumentSpec[0];
+            if (constraint == Constraint.Interval)
+            {
+                var boundProblem = ReadBounds(positive!, out bounds);
+                if (boundProblem is not null)
+                {
+                    report(Diagnostics.InvalidPriorArgument, AttributeLocation(positive!) ?? location, new object[] { member.Name, boundProblem });
+                    return null;
+                }
             }
             if (kind == MemberKind.Tensor)
             {
@@ -224,8 +262,8 @@ namespace Posteriors.Generators
             if (priors.Count == 0)
             {
                 report(Diagnostics.MissingPrior, location, new object[] { member.Name, model.Name });
-                return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, Distribution.Flat,
-                    new EquatableArray<PriorArgumentSpec>(new PriorArgumentSpec[0]));
+                return new ParameterSpec(member.Name, kind == MemberKind.Module, constraint, Distribution.Flat,
+                    new EquatableArray<PriorArgumentSpec>(new PriorArgumentSpec[0]), new EquatableArray<PriorArgumentSpec>(bounds));
             }
 
             var attribute = priors[0];
@@ -240,14 +278,87 @@ namespace Posteriors.Generators
                 report(Diagnostics.InvalidPriorArgument, AttributeLocation(attribute) ?? location, new object[] { member.Name, problem });
                 return null;
             }
-            if (IsPositiveSupport(distribution) && positive is null)
+            if (IsPositiveSupport(distribution) && constraint == Constraint.None)
             {
                 report(Diagnostics.PositiveSupportNeedsPositive, AttributeLocation(attribute) ?? location,
                     new object[] { member.Name, distribution.ToString() });
                 return null;
             }
-            return new ParameterSpec(member.Name, kind == MemberKind.Module, positive is not null, distribution,
-                new EquatableArray<PriorArgumentSpec>(arguments));
+            var mismatch = SupportProblem(constraint, distribution, arguments, bounds);
+            if (mismatch is not null)
+            {
+                report(Diagnostics.SupportMismatch, AttributeLocation(attribute) ?? location, new object[] { member.Name, mismatch });
+                return null;
+            }
+            return new ParameterSpec(member.Name, kind == MemberKind.Module, constraint, distribution,
+                new EquatableArray<PriorArgumentSpec>(arguments), new EquatableArray<PriorArgumentSpec>(bounds));
+        }
+
+        /// <summary>The (low, high) of [Bounded] (numbers or [Hyper] names), or (0, 1) for [UnitInterval].</summary>
+        private static string? ReadBounds(AttributeData attribute, out PriorArgumentSpec[] bounds)
+        {
+            bounds = new[] { new PriorArgumentSpec("low", ArgumentSource.Constant, 0, ""), new PriorArgumentSpec("high", ArgumentSource.Constant, 1, "") };
+            if (attribute.AttributeClass?.ToDisplayString() != BoundedAttribute) return null;
+            var args = attribute.ConstructorArguments;
+            if (args.Length != 2) return "[Bounded] takes (low, high)";
+            for (var i = 0; i < 2; i++)
+            {
+                var name = i == 0 ? "low" : "high";
+                switch (args[i].Value)
+                {
+                    case string member when member.Length > 0:
+                        bounds[i] = new PriorArgumentSpec(name, ArgumentSource.Hyper, 0, member);
+                        break;
+                    case double or float or int or long or short or byte or sbyte or uint or ulong or ushort or decimal:
+                        var v = Convert.ToDouble(args[i].Value, CultureInfo.InvariantCulture);
+                        if (double.IsNaN(v) || double.IsInfinity(v)) return "bound " + name + " is " + Format(v) + "; it must be finite";
+                        bounds[i] = new PriorArgumentSpec(name, ArgumentSource.Constant, v, "");
+                        break;
+                    default:
+                        return "bound " + name + " is " + args[i].Value + "; give a number or nameof([Hyper] member)";
+                }
+            }
+            if (bounds[0].Source == ArgumentSource.Constant && bounds[1].Source == ArgumentSource.Constant && !(bounds[0].Value < bounds[1].Value))
+                return "bounds (" + Format(bounds[0].Value) + ", " + Format(bounds[1].Value) + ") are empty; low must be below high";
+            return null;
+        }
+
+        /// <summary>Why a prior's support does not match the parameter's constraint, or null.</summary>
+        private static string? SupportProblem(Constraint constraint, Distribution distribution, PriorArgumentSpec[] arguments, PriorArgumentSpec[] bounds)
+        {
+            if (distribution == Distribution.Flat) return null;
+            var bounded = distribution is Distribution.Uniform or Distribution.Beta or Distribution.Dirichlet or Distribution.LkjCholesky;
+            var realLine = !bounded && !IsPositiveSupport(distribution);
+            static bool Same(PriorArgumentSpec a, PriorArgumentSpec b) =>
+                (a.Source == ArgumentSource.Constant) == (b.Source == ArgumentSource.Constant)
+                && (a.Source == ArgumentSource.Constant ? a.Value == b.Value : a.Member == b.Member);
+            string Needs(string what) => "a " + distribution + " prior " + what + " (the support must match the constraint)";
+            switch (constraint)
+            {
+                case Constraint.None:
+                    return bounded ? Needs(distribution switch
+                    {
+                        Distribution.Uniform => "needs [Bounded(low, high)] with the same bounds",
+                        Distribution.Beta => "needs [UnitInterval]",
+                        Distribution.Dirichlet => "needs [Simplex]",
+                        _ => "needs [CholeskyCorrelation]",
+                    }) : null;
+                case Constraint.Positive:
+                    return bounded ? Needs("cannot be used on a [Positive] parameter") : null;
+                case Constraint.Interval:
+                    if (distribution == Distribution.Uniform)
+                        return Same(arguments[0], bounds[0]) && Same(arguments[1], bounds[1]) ? null : Needs("must have the same bounds as [Bounded]");
+                    if (distribution == Distribution.Beta)
+                        return bounds[0] is { Source: ArgumentSource.Constant, Value: 0 } && bounds[1] is { Source: ArgumentSource.Constant, Value: 1 }
+                            ? null : Needs("lives on (0, 1): use [UnitInterval]");
+                    return Needs("cannot be used on an interval parameter: use Uniform with the same bounds, Beta on [UnitInterval], or Flat");
+                case Constraint.Simplex:
+                    return distribution == Distribution.Dirichlet ? null : Needs("cannot be used on a [Simplex] parameter: use Dirichlet or Flat");
+                case Constraint.Ordered:
+                    return realLine ? null : Needs("cannot be used on an [Ordered] parameter: use a real-line prior or Flat");
+                default:
+                    return distribution == Distribution.LkjCholesky ? null : Needs("cannot be used on a [CholeskyCorrelation] parameter: use LkjCholesky or Flat");
+            }
         }
 
         private static LikelihoodSpec? ReadLikelihood(IMethodSymbol method, Action<DiagnosticDescriptor, Location?, object[]> report)
@@ -329,6 +440,9 @@ namespace Posteriors.Generators
             Distribution.HalfNormal or Distribution.HalfCauchy => new[] { "scale" },
             Distribution.Gamma => new[] { "shape", "rate" },
             Distribution.Exponential => new[] { "rate" },
+            Distribution.Uniform => new[] { "low", "high" },
+            Distribution.Beta => new[] { "alpha", "beta" },
+            Distribution.Dirichlet or Distribution.LkjCholesky => new[] { "concentration" },
             _ => null,
         };
 
@@ -362,10 +476,13 @@ namespace Posteriors.Generators
                 var v = Convert.ToDouble(values[i], CultureInfo.InvariantCulture);
                 if (double.IsNaN(v) || double.IsInfinity(v))
                     return distribution + " " + names[i] + " is " + Format(v) + "; it must be finite";
-                if (names[i] != "loc" && !(v > 0))
+                if (names[i] is not ("loc" or "low" or "high") && !(v > 0))
                     return distribution + " " + names[i] + " is " + Format(v) + "; it must be positive";
                 result[i] = new PriorArgumentSpec(names[i], ArgumentSource.Constant, v, "");
             }
+            if (distribution == Distribution.Uniform && result[0].Source == ArgumentSource.Constant && result[1].Source == ArgumentSource.Constant
+                && !(result[0].Value < result[1].Value))
+                return "Uniform low " + Format(result[0].Value) + " is not below high " + Format(result[1].Value);
             arguments = result;
             return null;
         }

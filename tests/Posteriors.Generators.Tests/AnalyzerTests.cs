@@ -77,6 +77,20 @@ public class AnalyzerTests
         yield return Case("PST0009",
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Prior(Distribution.Normal, 0, 1)] public Tensor S = ones(1);\n[Forward(OutputDistribution.Normal, nameof(S))] public Tensor F(Tensor x) => x.matmul(W);"),
             Model("[Prior(Distribution.Normal, 0, 1)] public Tensor W = zeros(3, 1);\n[Prior(Distribution.HalfNormal, 1), Positive] public Tensor S = ones(1);\n[Forward(OutputDistribution.Normal, nameof(S))] public Tensor F(Tensor x) => x.matmul(W);"), "F");
+        yield return Case("PST0014", Valid("[Prior(Distribution.Dirichlet, 1)] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.Dirichlet, 1), Simplex] public Tensor V = ones(3);"), "Prior(Distribution.Dirichlet, 1)");
+        yield return Case("PST0014", Valid("[Prior(Distribution.Beta, 2, 2), Bounded(0, 2)] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.Beta, 2, 2), UnitInterval] public Tensor V = ones(3);"), "Prior(Distribution.Beta, 2, 2)");
+        yield return Case("PST0014", Valid("[Prior(Distribution.Uniform, 0, 2), Bounded(0, 3)] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.Uniform, 0, 3), Bounded(0, 3)] public Tensor V = ones(3);"), "Prior(Distribution.Uniform, 0, 2)");
+        yield return Case("PST0014", Valid("[Prior(Distribution.Normal, 0, 1), Simplex] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.Normal, 0, 1), Ordered] public Tensor V = ones(3);"), "Prior(Distribution.Normal, 0, 1)");
+        yield return Case("PST0014", Valid("[Prior(Distribution.LkjCholesky, 2), Positive] public Tensor V = eye(3);"),
+            Valid("[Prior(Distribution.LkjCholesky, 2), CholeskyCorrelation] public Tensor V = eye(3);"), "Prior(Distribution.LkjCholesky, 2)");
+        yield return Case("PST0014", Valid("[Prior(Distribution.HalfNormal, 1), Positive, Ordered] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.HalfNormal, 1), Positive] public Tensor V = ones(3);"), "Ordered");
+        yield return Case("PST0004", Valid("[Prior(Distribution.Flat), Bounded(2, 1)] public Tensor V = ones(3);"),
+            Valid("[Prior(Distribution.Flat), Bounded(1, 2)] public Tensor V = ones(3);"), "Bounded(2, 1)");
         yield return Case("PST0011", Valid("[Prior(Distribution.HalfNormal, 1)] public Tensor S = ones(1);"), Valid("[Prior(Distribution.HalfNormal, 1), Positive] public Tensor S = ones(1);"), "Prior(Distribution.HalfNormal, 1)");
         yield return Case("PST0012", Valid("[Prior(Distribution.Normal, 0, 1)] public readonly Tensor V = zeros(1);"), Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V = zeros(1);"), "V");
         yield return Case("PST0012", Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V { get; } = zeros(1);"), Valid("[Prior(Distribution.Normal, 0, 1)] public Tensor V { get; set; } = zeros(1);"), "V");

@@ -101,8 +101,27 @@ public class SnapshotTests
         }
         """;
 
+    private const string Constrained = TestCompilation.Usings + """
+        namespace Demo;
+
+        [Model]
+        public partial class Mixture
+        {
+            [Hyper] public double Upper = 3;
+            [Prior(Distribution.Dirichlet, 2), Simplex] public Tensor Weights = ones(3) / 3;
+            [Prior(Distribution.Normal, 0, 5), Ordered] public Tensor Means = zeros(3).cumsum(0);
+            [Prior(Distribution.Uniform, 0, nameof(Upper)), Bounded(0, nameof(Upper))] public Tensor Spread = ones(1);
+            [Prior(Distribution.LkjCholesky, 2), CholeskyCorrelation] public Tensor Corr = eye(2);
+
+            [Likelihood]
+            public Tensor LogLikelihood(Tensor y) =>
+                (Weights.log() + LogProb.Normal(y.unsqueeze(1), Means, Spread)).logsumexp(1);
+        }
+        """;
+
     public static IEnumerable<TestCaseData> Cases()
     {
+        yield return new TestCaseData("Constrained", Constrained, "Demo.Mixture.g.cs").SetName("Snapshot_Constrained");
         yield return new TestCaseData("Hierarchical", Hierarchical, "Demo.EightSchools.g.cs").SetName("Snapshot_Hierarchical");
         yield return new TestCaseData("Tensors", Tensors, "Demo.BayesianRegression.g.cs").SetName("Snapshot_Tensors");
         yield return new TestCaseData("Positive", Positive, "Demo.NoisyRegression.g.cs").SetName("Snapshot_Positive");

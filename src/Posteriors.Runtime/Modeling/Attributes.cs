@@ -75,6 +75,59 @@ public sealed class PositiveAttribute : Attribute
 {
 }
 
+/// <summary>
+/// A tensor parameter in the open interval (low, high): the tree holds u = logit((θ − low)/(high − low)) as
+/// <c>logit_</c> + member name, and the log prior includes the log-Jacobian. Each bound is a number or the name of a
+/// <see cref="HyperAttribute"/> member. Priors: Uniform with the same bounds, or Flat.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class BoundedAttribute : Attribute
+{
+    /// <summary>The interval (low, high).</summary>
+    /// <param name="low">A number or a [Hyper] member name.</param>
+    /// <param name="high">A number or a [Hyper] member name.</param>
+    public BoundedAttribute(object low, object high) => (Low, High) = (low, high);
+
+    /// <summary>The lower bound.</summary>
+    public object Low { get; }
+
+    /// <summary>The upper bound.</summary>
+    public object High { get; }
+}
+
+/// <summary>A tensor parameter in (0, 1): <c>[Bounded(0, 1)]</c>. Priors: Beta, Uniform(0, 1), Flat.</summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class UnitIntervalAttribute : Attribute
+{
+}
+
+/// <summary>
+/// A vector (the last dimension, K entries) on the probability simplex, by stick-breaking: the tree holds K − 1
+/// unconstrained values as <c>stick_</c> + member name. Priors: Dirichlet, Flat.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class SimplexAttribute : Attribute
+{
+}
+
+/// <summary>
+/// An increasing vector (the last dimension): θ₁ = u₁, θₖ = θₖ₋₁ + exp(uₖ), held as <c>ordered_</c> + member name.
+/// Priors: real-line priors (applied to every element, as in Stan) or Flat; prior draws are sorted iid draws.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class OrderedAttribute : Attribute
+{
+}
+
+/// <summary>
+/// The lower-triangular Cholesky factor [K, K] of a correlation matrix, held as K(K − 1)/2 unconstrained values
+/// (<c>cpc_</c> + member name: canonical partial correlations through tanh). Priors: LkjCholesky, Flat.
+/// </summary>
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
+public sealed class CholeskyCorrelationAttribute : Attribute
+{
+}
+
 /// <summary>A tensor or module member that the model uses but does not learn (data, a frozen feature extractor).</summary>
 [AttributeUsage(AttributeTargets.Field | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
 public sealed class FixedAttribute : Attribute

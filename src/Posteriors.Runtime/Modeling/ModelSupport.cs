@@ -68,7 +68,7 @@ public static class ModelSupport
     {
         var leaves = new List<KeyValuePair<string, Tensor>>();
         foreach (var (name, value) in ParameterTree.FromModule(Member(module, model, member)))
-            leaves.Add(new(member + "." + name, Priors.Sample(value, distribution, loc, scale, df, shape, rate, generator)));
+            leaves.Add(new(member + "." + name, Priors.Sample(value, distribution, loc, scale, df, shape, rate, generator: generator)));
         return leaves;
     }
 
@@ -109,6 +109,20 @@ public static class ModelSupport
                 $"{model}.{member} is [Positive] but its value has entries that are not positive and finite.");
         return value.detach().log();
     }
+
+    /// <summary>The unconstrained value of a constrained member, checked: an initial value outside the constraint has no preimage.</summary>
+    /// <exception cref="InvalidOperationException">Some entries are not finite.</exception>
+    public static Tensor Unconstrained(Tensor u, string model, string member)
+    {
+        using var _ = no_grad();
+        if (!isfinite(u).all().item<bool>())
+            throw new InvalidOperationException(
+                $"{model}.{member}'s value is outside its constraint (the unconstrained value has non-finite entries); give it a valid initial value.");
+        return u.detach();
+    }
+
+    /// <summary>Sorted along the last dimension (ordered prior draws: order statistics of iid draws).</summary>
+    public static Tensor Sorted(Tensor draws) => draws.sort(-1).Values;
 
     /// <summary>
     /// Checks that a likelihood returned one value per datum: shape [B], where B is the leading dimension of the batch's

@@ -31,11 +31,19 @@ public static class Priors
         Distribution.HalfNormal or Distribution.HalfCauchy => ScaleOnly,
         Distribution.Gamma => ShapeRate,
         Distribution.Exponential => RateOnly,
+        Distribution.Uniform => LowHigh,
+        Distribution.Beta => AlphaBeta,
+        Distribution.Dirichlet or Distribution.LkjCholesky => ConcentrationOnly,
         _ => throw new ArgumentOutOfRangeException(nameof(distribution), distribution, "Unknown distribution."),
     };
 
     private static readonly string[] LocScale = { "loc", "scale" }, DfLocScale = { "df", "loc", "scale" }, ScaleOnly = { "scale" },
-        ShapeRate = { "shape", "rate" }, RateOnly = { "rate" };
+        ShapeRate = { "shape", "rate" }, RateOnly = { "rate" }, LowHigh = { "low", "high" }, AlphaBeta = { "alpha", "beta" },
+        ConcentrationOnly = { "concentration" };
+
+    /// <summary>Whether the distribution lives on a bounded set (an interval, the simplex, Cholesky correlation factors).</summary>
+    public static bool HasBoundedSupport(Distribution distribution) =>
+        distribution is Distribution.Uniform or Distribution.Beta or Distribution.Dirichlet or Distribution.LkjCholesky;
 
     /// <summary>
     /// Σ log p(θ) over the elements of <paramref name="theta"/> for a prior on the real line (a scalar tensor of θ's dtype).
@@ -44,14 +52,17 @@ public static class Priors
     /// argument is missing or does not belong to it, or a tensor argument broadcasts θ to a larger shape.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range (a scale ≤ 0, a non-finite value).</exception>
     public static Tensor LogProb(Tensor theta, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
-        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default)
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default)
     {
         ArgumentNullException.ThrowIfNull(theta);
-        var args = new Arguments(distribution, loc, scale, df, shape, rate);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         if (HasPositiveSupport(distribution))
             throw new ArgumentException(
                 $"{distribution} has positive support: use it on a [Positive] parameter (LogProbPositive).", nameof(distribution));
         if (distribution == Distribution.Flat) return zeros(Array.Empty<long>(), dtype: theta.dtype, device: theta.device);
+        if (HasBoundedSupport(distribution)) return Summed(theta, Bounded(theta, distribution, args));
         if (args.AllConstant) return ConstantLogProb(theta, distribution, args);
         return Summed(theta, RealLine(theta, distribution, args));
     }
@@ -64,10 +75,12 @@ public static class Priors
     /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
     public static Tensor LogProbPositive(Tensor u, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
-        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default)
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default)
     {
         ArgumentNullException.ThrowIfNull(u);
-        var args = new Arguments(distribution, loc, scale, df, shape, rate);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         if (distribution == Distribution.Flat) return u.sum();
         if (!HasPositiveSupport(distribution))
             return Summed(u, RealLine(u.exp(), distribution, args) - LogMassAboveZero(u, distribution, args) + u);
@@ -91,16 +104,19 @@ public static class Priors
     /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
     public static Tensor Sample(Tensor like, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
-        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default, Generator? generator = null)
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default, Generator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(like);
-        var args = new Arguments(distribution, loc, scale, df, shape, rate);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         using var _ = no_grad();
         if (distribution == Distribution.Flat) return like.detach().clone();
         var size = like.shape;
         Tensor Randn() => randn(size, dtype: like.dtype, device: like.device, generator: generator);
         Tensor Uniform() => OpenUniform(like, generator);
         var (a, b, c) = (args.FirstTensor(like), args.SecondTensor(like), args.ThirdTensor(like));
+        if (HasBoundedSupport(distribution)) return Fit(SampleBounded(like, distribution, a, b, generator), like);
         var draw = distribution switch
         {
             Distribution.Normal => a + b * Randn(),
@@ -125,17 +141,19 @@ public static class Priors
     /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
     public static Tensor SamplePositive(Tensor like, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
-        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default, Generator? generator = null)
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default, Generator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(like);
-        var args = new Arguments(distribution, loc, scale, df, shape, rate);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         using var _ = no_grad();
         if (HasPositiveSupport(distribution) || distribution == Distribution.Flat)
-            return Sample(like, distribution, loc, scale, df, shape, rate, generator).log();
+            return Sample(like, distribution, loc, scale, df, shape, rate, generator: generator).log();
         if (distribution == Distribution.StudentT)
         {
             RequireZeroLocation(args);
-            return Sample(like, distribution, loc, scale, df, shape, rate, generator).abs().log();
+            return Sample(like, distribution, loc, scale, df, shape, rate, generator: generator).abs().log();
         }
         // θ = loc − scale·G⁻¹(v) with v uniform on (0, G(loc/scale)) is the standard draw restricted to θ > 0.
         var (a, b) = (args.FirstTensor(like), args.SecondTensor(like));
@@ -157,8 +175,70 @@ public static class Priors
     {
         if (!double.IsFinite(value))
             throw new ArgumentOutOfRangeException(name, value, $"{distribution}: '{name}' must be finite.");
-        if (name != "loc" && !(value > 0))
+        if (name is not ("loc" or "low" or "high") && !(value > 0))
             throw new ArgumentOutOfRangeException(name, value, $"{distribution}: '{name}' must be positive and finite.");
+    }
+
+    /// <summary>
+    /// Log densities on bounded supports: elementwise for Uniform and Beta; per vector (last dimension, kept as a
+    /// size-1 dimension) for Dirichlet; one value for LKJ on a Cholesky factor [K, K] (unnormalised).
+    /// </summary>
+    private static Tensor Bounded(Tensor theta, Distribution distribution, Arguments args)
+    {
+        var (a, b) = (args.FirstTensor(theta), args.SecondTensor(theta));
+        switch (distribution)
+        {
+            case Distribution.Uniform:
+                return -(b - a).log().expand(theta.shape);
+            case Distribution.Beta:
+                return (a - 1) * theta.log() + (b - 1) * (-theta).log1p() - a.lgamma() - b.lgamma() + (a + b).lgamma();
+            case Distribution.Dirichlet:
+            {
+                var alpha = a.expand(theta.shape);
+                return ((alpha - 1) * theta.log()).sum(-1, keepdim: true) - alpha.lgamma().sum(-1, keepdim: true)
+                       + alpha.sum(-1, keepdim: true).lgamma();
+            }
+            default: // LkjCholesky: Σᵢ (K − i + 2η − 3) log Lᵢᵢ over rows i = 1 … K − 1 (0-based)
+            {
+                var k = theta.shape[^1];
+                var diagonal = theta.diagonal(0, -2, -1).narrow(-1, 1, k - 1);
+                var exponents = (k - 3 + 2 * a) - arange(1, k, dtype: theta.dtype, device: theta.device);
+                return (exponents * diagonal.log()).sum(-1, keepdim: true);
+            }
+        }
+    }
+
+    private static Tensor SampleBounded(Tensor like, Distribution distribution, Tensor a, Tensor b, Generator? generator)
+    {
+        var size = like.shape;
+        switch (distribution)
+        {
+            case Distribution.Uniform:
+                return a + (b - a) * rand(size, dtype: like.dtype, device: like.device, generator: generator);
+            case Distribution.Beta:
+            {
+                var x = StandardGamma(a, size, generator);
+                return x / (x + StandardGamma(b, size, generator));
+            }
+            case Distribution.Dirichlet:
+            {
+                var x = StandardGamma(a, size, generator);
+                return x / x.sum(-1, keepdim: true);
+            }
+            default: // LkjCholesky: partial correlation (i, j) ~ 2 Beta(βⱼ, βⱼ) − 1 with βⱼ = η + (K − 2 − j)/2 (the vine method)
+            {
+                var k = size[^1];
+                var eta = a.to_type(ScalarType.Float64).item<double>();
+                var betas = new List<double>();
+                for (var i = 1; i < k; i++)
+                    for (var j = 0; j < i; j++) betas.Add(eta + (k - 2 - j) / 2.0);
+                if (betas.Count == 0) return eye(k, dtype: like.dtype, device: like.device);
+                var shape = tensor(betas.ToArray(), dtype: like.dtype, device: like.device);
+                var x = _standard_gamma(shape, generator);
+                var z = 2 * x / (x + _standard_gamma(shape, generator)) - 1;
+                return Bijectors.CholeskyCorrelationForward(z.clamp(-1 + 1e-12, 1 - 1e-12).atanh());
+            }
+        }
     }
 
     /// <summary>Elementwise log density of a real-line prior at θ (broadcast with the arguments).</summary>
@@ -291,7 +371,8 @@ public static class Priors
     {
         private readonly PriorArgument _first, _second, _third;
 
-        public Arguments(Distribution distribution, PriorArgument loc, PriorArgument scale, PriorArgument df, PriorArgument shape, PriorArgument rate)
+        public Arguments(Distribution distribution, PriorArgument loc, PriorArgument scale, PriorArgument df, PriorArgument shape,
+            PriorArgument rate, PriorArgument low, PriorArgument high, PriorArgument alpha, PriorArgument beta, PriorArgument concentration)
         {
             var names = ArgumentNames(distribution);
             PriorArgument Take(string name, PriorArgument value)
@@ -310,12 +391,17 @@ public static class Priors
                 return value;
             }
             (loc, scale, df, shape, rate) = (Take("loc", loc), Take("scale", scale), Take("df", df), Take("shape", shape), Take("rate", rate));
+            (low, high, alpha, beta, concentration) =
+                (Take("low", low), Take("high", high), Take("alpha", alpha), Take("beta", beta), Take("concentration", concentration));
             (_first, _second, _third) = distribution switch
             {
                 Distribution.StudentT => (df, loc, scale),
                 Distribution.HalfNormal or Distribution.HalfCauchy => (scale, default, default),
                 Distribution.Gamma => (shape, rate, default),
                 Distribution.Exponential => (rate, default(PriorArgument), default(PriorArgument)),
+                Distribution.Uniform => (low, high, default),
+                Distribution.Beta => (alpha, beta, default),
+                Distribution.Dirichlet or Distribution.LkjCholesky => (concentration, default, default),
                 _ => (loc, scale, default),
             };
             Loc = loc;

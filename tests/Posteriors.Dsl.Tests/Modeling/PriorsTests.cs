@@ -20,13 +20,13 @@ public class PriorsTests
     private static Tensor Draw(Distribution d, params double[] values)
     {
         var (loc, scale, df, shape, rate) = Named(d, values);
-        return Priors.Sample(zeros(Draws, dtype: ScalarType.Float64), d, loc, scale, df, shape, rate, new Generator(42));
+        return Priors.Sample(zeros(Draws, dtype: ScalarType.Float64), d, loc, scale, df, shape, rate, generator: new Generator(42));
     }
 
     private static Tensor DrawPositive(Distribution d, ulong seed, params double[] values)
     {
         var (loc, scale, df, shape, rate) = Named(d, values);
-        return Priors.SamplePositive(zeros(Draws, dtype: ScalarType.Float64), d, loc, scale, df, shape, rate, new Generator(seed));
+        return Priors.SamplePositive(zeros(Draws, dtype: ScalarType.Float64), d, loc, scale, df, shape, rate, generator: new Generator(seed));
     }
 
     private static double Quantile(Tensor x, double q) => x.quantile(tensor(q, dtype: ScalarType.Float64)).item<double>();

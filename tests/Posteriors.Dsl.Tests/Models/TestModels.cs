@@ -129,3 +129,19 @@ public partial class LearnedNoiseNet
     [Forward(OutputDistribution.Normal, nameof(NoiseScale))]
     public Tensor Predict(Tensor x) => Out.forward(nn.functional.relu(Hidden.forward(x)));
 }
+
+/// <summary>Every constraint with a prior of matching support.</summary>
+[Model]
+public partial class Constrained
+{
+    [Hyper] public double Upper = 3;
+    [Prior(Distribution.Uniform, -1, nameof(Upper)), Bounded(-1, nameof(Upper))] public Tensor Shift = zeros(2, dtype: ScalarType.Float64);
+    [Prior(Distribution.Beta, 2, 5), UnitInterval] public Tensor Rate = full(2, 0.3, dtype: ScalarType.Float64);
+    [Prior(Distribution.Dirichlet, 2), Simplex] public Tensor Weights = full(4, 0.25, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, 0, 3), Ordered] public Tensor Cuts = tensor(new[] { -1.0, 0.0, 2.0 }, dtype: ScalarType.Float64);
+    [Prior(Distribution.LkjCholesky, 2), CholeskyCorrelation] public Tensor Corr = eye(3, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor y) =>
+        LogProb.Normal(y, Shift[0] + Rate[1] + Weights[0] + Cuts[2] + Corr[1, 0], 1.0);
+}
