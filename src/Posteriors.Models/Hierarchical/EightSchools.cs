@@ -87,7 +87,7 @@ public partial class EightSchoolsCentred
 
 /// <summary>Non-centred eight schools: θ = μ + τ η with η ~ N(0, 1), which removes the funnel.</summary>
 [Model]
-public partial class EightSchoolsNonCentred
+public partial class EightSchoolsNonCentred : ISimulator<(Tensor Y, Tensor Sigma)>
 {
     /// <summary>μ, the population mean effect.</summary>
     [Prior(Distribution.Normal, 0, 5)] public Tensor Mu = zeros(1, dtype: ScalarType.Float64);
@@ -101,4 +101,13 @@ public partial class EightSchoolsNonCentred
     /// <summary>log N(yⱼ; μ + τ ηⱼ, σⱼ²) per school.</summary>
     [Likelihood]
     public Tensor LogLikelihood(Tensor y, Tensor sigma) => LogProb.Normal(y, Mu + Tau * Eta, sigma);
+
+    /// <summary>Effects yⱼ = μ + τ ηⱼ + σⱼ εⱼ with the real standard errors σⱼ (for simulation-based calibration).</summary>
+    public (Tensor Y, Tensor Sigma) Simulate(Trees.ParameterTree parameters, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var sigma = tensor(EightSchools.StandardErrors, dtype: parameters["Eta"].dtype);
+        var theta = parameters["Mu"] + parameters["Tau"] * parameters["Eta"];
+        return (theta + sigma * randn(8, dtype: sigma.dtype, generator: generator), sigma);
+    }
 }

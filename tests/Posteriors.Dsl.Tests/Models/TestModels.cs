@@ -145,3 +145,20 @@ public partial class Constrained
     public Tensor LogLikelihood(Tensor y) =>
         LogProb.Normal(y, Shift[0] + Rate[1] + Weights[0] + Cuts[2] + Corr[1, 0], 1.0);
 }
+
+/// <summary>A conjugate normal hierarchy: four group means around a common mean, five observations per group.</summary>
+[Model]
+public partial class GroupMeans : ISimulator<(Tensor Y, Tensor Group)>
+{
+    [Prior(Distribution.Normal, 0, 1)] public Tensor Mu = zeros(1, dtype: ScalarType.Float64);
+    [Prior(Distribution.Normal, nameof(Mu), 0.5)] public Tensor Theta = zeros(4, dtype: ScalarType.Float64);
+
+    [Likelihood]
+    public Tensor LogLikelihood(Tensor y, Tensor group) => LogProb.Normal(y, Theta.index_select(0, group), 1.0);
+
+    public (Tensor Y, Tensor Group) Simulate(Posteriors.Trees.ParameterTree parameters, Generator generator)
+    {
+        var group = arange(4, dtype: ScalarType.Int64).repeat_interleave(5);
+        return (parameters["Theta"].index_select(0, group) + randn(new long[] { 20 }, dtype: ScalarType.Float64, generator: generator), group);
+    }
+}
