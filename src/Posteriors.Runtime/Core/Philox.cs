@@ -44,35 +44,60 @@ internal static class Philox
     }
 
     /// <summary>The 32 words of group <paramref name="group"/> (blocks 8·group … 8·group + 7) at <paramref name="step"/>, word-major.</summary>
-    public static void Group(ulong key, long step, long group, Span<uint> words)
+    public static void Group(ulong key, long step, long group, Span<uint> words) => Groups(key, step, group, 1, words);
+
+    /// <summary>Groups <paramref name="group"/> … <paramref name="group"/> + <paramref name="count"/> − 1 (at most four), 32 words each.</summary>
+    /// <remarks>A Philox round is a chain of dependent multiplications; four groups side by side keep the vector units busy.</remarks>
+    private static void Groups(ulong key, long step, long group, int count, Span<uint> words)
     {
         uint k0 = (uint)key, k1 = (uint)(key >> 32), s0 = (uint)(ulong)step, s1 = (uint)((ulong)step >> 32);
-        var first = (ulong)group * 8;
-        if (Vector512.IsHardwareAccelerated)
+        if (!Vector512.IsHardwareAccelerated)
         {
-            var mask = Vector512.Create(0xFFFFFFFFUL);
-            var blocks = Vector512.Create(first) + Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
-            Vector512<ulong> c0 = blocks & mask, c1 = blocks >>> 32, c2 = Vector512.Create((ulong)s0), c3 = Vector512.Create((ulong)s1);
-            Vector512<ulong> m0 = Vector512.Create((ulong)M0), m1 = Vector512.Create((ulong)M1);
-            for (var round = 0; round < Rounds; round++)
+            for (var l = 0; l < 8 * count; l++)
             {
-                if (round > 0) { k0 += W0; k1 += W1; }
-                var p0 = Multiply(m0, c0);
-                var p1 = Multiply(m1, c2);
-                var n0 = (p1 >>> 32) ^ c1 ^ Vector512.Create((ulong)k0);
-                var n2 = (p0 >>> 32) ^ c3 ^ Vector512.Create((ulong)k1);
-                (c0, c1, c2, c3) = (n0, p1 & mask, n2, p0 & mask);
+                var block = (ulong)group * 8 + (ulong)l;
+                var (x0, x1, x2, x3) = Block((uint)block, (uint)(block >> 32), s0, s1, k0, k1);
+                var at = l / 8 * 32 + l % 8;
+                (words[at], words[at + 8], words[at + 16], words[at + 24]) = (x0, x1, x2, x3);
             }
-            Vector512.Narrow(c0, c1).CopyTo(words);
-            Vector512.Narrow(c2, c3).CopyTo(words[16..]);
             return;
         }
-        for (var l = 0; l < 8; l++)
+        // Four groups at a time, in separate registers (a struct of vectors would be spilled to the stack).
+        var low = Vector512.Create(0xFFFFFFFFUL);
+        Vector512<ulong> m0 = Vector512.Create((ulong)M0), m1 = Vector512.Create((ulong)M1);
+        Vector512<ulong> step0 = Vector512.Create((ulong)s0), step1 = Vector512.Create((ulong)s1);
+        var blocks = Vector512.Create((ulong)group * 8) + Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
+        var eight = Vector512.Create(8UL);
+        Vector512<ulong> a0 = blocks & low, a1 = blocks >>> 32, a2 = step0, a3 = step1;
+        blocks += eight;
+        Vector512<ulong> b0 = blocks & low, b1 = blocks >>> 32, b2 = step0, b3 = step1;
+        blocks += eight;
+        Vector512<ulong> c0 = blocks & low, c1 = blocks >>> 32, c2 = step0, c3 = step1;
+        blocks += eight;
+        Vector512<ulong> d0 = blocks & low, d1 = blocks >>> 32, d2 = step0, d3 = step1;
+        for (var round = 0; round < Rounds; round++)
         {
-            var block = first + (ulong)l;
-            var (x0, x1, x2, x3) = Block((uint)block, (uint)(block >> 32), s0, s1, k0, k1);
-            (words[l], words[8 + l], words[16 + l], words[24 + l]) = (x0, x1, x2, x3);
+            if (round > 0) { k0 += W0; k1 += W1; }
+            Vector512<ulong> key0 = Vector512.Create((ulong)k0), key1 = Vector512.Create((ulong)k1);
+            Vector512<ulong> pa0 = Multiply(m0, a0), pa1 = Multiply(m1, a2), pb0 = Multiply(m0, b0), pb1 = Multiply(m1, b2);
+            Vector512<ulong> pc0 = Multiply(m0, c0), pc1 = Multiply(m1, c2), pd0 = Multiply(m0, d0), pd1 = Multiply(m1, d2);
+            (a0, a1, a2, a3) = ((pa1 >>> 32) ^ a1 ^ key0, pa1 & low, (pa0 >>> 32) ^ a3 ^ key1, pa0 & low);
+            (b0, b1, b2, b3) = ((pb1 >>> 32) ^ b1 ^ key0, pb1 & low, (pb0 >>> 32) ^ b3 ^ key1, pb0 & low);
+            (c0, c1, c2, c3) = ((pc1 >>> 32) ^ c1 ^ key0, pc1 & low, (pc0 >>> 32) ^ c3 ^ key1, pc0 & low);
+            (d0, d1, d2, d3) = ((pd1 >>> 32) ^ d1 ^ key0, pd1 & low, (pd0 >>> 32) ^ d3 ^ key1, pd0 & low);
         }
+        // Every group is computed (the unused ones cost little); only the requested ones are stored.
+        Vector512.Narrow(a0, a1).CopyTo(words);
+        Vector512.Narrow(a2, a3).CopyTo(words[16..]);
+        if (count < 2) return;
+        Vector512.Narrow(b0, b1).CopyTo(words[32..]);
+        Vector512.Narrow(b2, b3).CopyTo(words[48..]);
+        if (count < 3) return;
+        Vector512.Narrow(c0, c1).CopyTo(words[64..]);
+        Vector512.Narrow(c2, c3).CopyTo(words[80..]);
+        if (count < 4) return;
+        Vector512.Narrow(d0, d1).CopyTo(words[96..]);
+        Vector512.Narrow(d2, d3).CopyTo(words[112..]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -82,44 +107,52 @@ internal static class Philox
     /// <summary>Standard normals number <paramref name="start"/>, <paramref name="start"/> + 1, … of (<paramref name="key"/>, <paramref name="step"/>) into <paramref name="destination"/>.</summary>
     public static void Normals(ulong key, long step, long start, Span<float> destination)
     {
-        Span<uint> words = stackalloc uint[32];
+        Span<uint> words = stackalloc uint[128];
         Span<float> group = stackalloc float[SingleGroup];
         var done = 0;
         while (done < destination.Length)
         {
             var n = start + done;
             var (q, p) = (n / SingleGroup, (int)(n % SingleGroup));
-            Group(key, step, q, words);
-            var take = Math.Min(SingleGroup - p, destination.Length - done);
-            if (take == SingleGroup) BoxMuller(words, destination.Slice(done, SingleGroup));
-            else
+            var count = (int)Math.Min(4, (p + destination.Length - done + SingleGroup - 1) / SingleGroup);
+            Groups(key, step, q, count, words);
+            for (var j = 0; j < count && done < destination.Length; j++, p = 0)
             {
-                BoxMuller(words, group);
-                group.Slice(p, take).CopyTo(destination[done..]);
+                var take = Math.Min(SingleGroup - p, destination.Length - done);
+                if (take == SingleGroup) BoxMuller(words.Slice(32 * j, 32), destination.Slice(done, SingleGroup));
+                else
+                {
+                    BoxMuller(words.Slice(32 * j, 32), group);
+                    group.Slice(p, take).CopyTo(destination[done..]);
+                }
+                done += take;
             }
-            done += take;
         }
     }
 
     /// <inheritdoc cref="Normals(ulong, long, long, Span{float})"/>
     public static void Normals(ulong key, long step, long start, Span<double> destination)
     {
-        Span<uint> words = stackalloc uint[32];
+        Span<uint> words = stackalloc uint[128];
         Span<double> group = stackalloc double[DoubleGroup];
         var done = 0;
         while (done < destination.Length)
         {
             var n = start + done;
             var (q, p) = (n / DoubleGroup, (int)(n % DoubleGroup));
-            Group(key, step, q, words);
-            var take = Math.Min(DoubleGroup - p, destination.Length - done);
-            if (take == DoubleGroup) BoxMuller(words, destination.Slice(done, DoubleGroup));
-            else
+            var count = (int)Math.Min(4, (p + destination.Length - done + DoubleGroup - 1) / DoubleGroup);
+            Groups(key, step, q, count, words);
+            for (var j = 0; j < count && done < destination.Length; j++, p = 0)
             {
-                BoxMuller(words, group);
-                group.Slice(p, take).CopyTo(destination[done..]);
+                var take = Math.Min(DoubleGroup - p, destination.Length - done);
+                if (take == DoubleGroup) BoxMuller(words.Slice(32 * j, 32), destination.Slice(done, DoubleGroup));
+                else
+                {
+                    BoxMuller(words.Slice(32 * j, 32), group);
+                    group.Slice(p, take).CopyTo(destination[done..]);
+                }
+                done += take;
             }
-            done += take;
         }
     }
 
@@ -127,12 +160,12 @@ internal static class Philox
     {
         // 24-bit uniforms. The radius' is offset by half a step, so it lies in (0, 1) and its log is finite. The angle's
         // top two bits pick the quadrant and the other 22 the angle within it, so no range reduction is needed.
-        var u = (Vector512.ConvertToSingle(Load(words, 0) >>> 8) + Vector512.Create(0.5f)) * Vector512.Create(1f / (1 << 24));
+        var u = (Vector512.ConvertToSingle((Load(words, 0) >>> 8).AsInt32()) + Vector512.Create(0.5f)) * Vector512.Create(1f / (1 << 24));
         var radius = Vector512.Sqrt(LogOfUnit(u) * -2f);
         var angle = Load(words, 16) >>> 8;
         var quadrant = angle >>> 22;
         // a − π/4 with a ∈ [0, π/2): sin a = (sin b + cos b)/√2, cos a = (cos b − sin b)/√2 with b ∈ [−π/4, π/4).
-        var b = Vector512.ConvertToSingle(angle & Vector512.Create(0x3FFFFFu)) * Vector512.Create(MathF.PI / 2 / (1 << 22)) - Vector512.Create(MathF.PI / 4);
+        var b = Vector512.ConvertToSingle((angle & Vector512.Create(0x3FFFFFu)).AsInt32()) * Vector512.Create(MathF.PI / 2 / (1 << 22)) - Vector512.Create(MathF.PI / 4);
         var z = b * b;
         var sinB = ((Vector512.Create(-1.9515295891E-4f) * z + Vector512.Create(8.3321608736E-3f)) * z - Vector512.Create(1.6666654611E-1f)) * z * b + b;
         var cosB = ((Vector512.Create(2.443315711809948E-5f) * z - Vector512.Create(1.388731625493765E-3f)) * z + Vector512.Create(4.166664568298827E-2f)) * z * z
@@ -178,8 +211,8 @@ internal static class Philox
         var scale = Vector512.Create(1.0 / (1UL << 53));
         var (uHigh, uLow) = Vector512.Widen(Load(words, 0));
         var (vHigh, vLow) = Vector512.Widen(Load(words, 16));
-        var u = (Vector512.ConvertToDouble((uHigh << 21) | (uLow >>> 11)) + Vector512.Create(0.5)) * scale;
-        var v = Vector512.ConvertToDouble((vHigh << 21) | (vLow >>> 11)) * scale;
+        var u = (Vector512.ConvertToDouble(((uHigh << 21) | (uLow >>> 11)).AsInt64()) + Vector512.Create(0.5)) * scale;
+        var v = Vector512.ConvertToDouble(((vHigh << 21) | (vLow >>> 11)).AsInt64()) * scale;
         var radius = Vector512.Sqrt(Vector512.Log(u) * -2.0);
         var (sin, cos) = Vector512.SinCos(v * (2 * Math.PI));
         (radius * cos).CopyTo(normals);
