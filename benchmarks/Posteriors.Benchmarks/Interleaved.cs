@@ -47,11 +47,11 @@ internal static class Interleaved
             }
         var b = Array.FindIndex(actions, a => a.Name == baseline.Name);
         Console.WriteLine($"\n{type.Name} ({rounds} rounds, baseline {baseline.Name})");
-        Console.WriteLine($"  {"method",-34} {"median ms",10} {"ratio",7} {"ratio range",15}");
+        Console.WriteLine($"  {"method",-34} {"median ms",10} {"min ms",9} {"ratio",7} {"ratio range",15}");
         for (var i = 0; i < actions.Length; i++)
         {
             var ratios = times[i].Zip(times[b], (t, s) => t / s).Order().ToArray();
-            Console.WriteLine($"  {actions[i].Name,-34} {Median(times[i]),10:F4} {Median(ratios),7:F3} {ratios[0],7:F3}–{ratios[^1],-7:F3}");
+            Console.WriteLine($"  {actions[i].Name,-34} {Median(times[i]),10:F4} {times[i].Min(),9:F4} {Median(ratios),7:F3} {ratios[0],7:F3}–{ratios[^1],-7:F3}");
         }
         Invoke<GlobalCleanupAttribute>(type, instance);
     }

@@ -19,6 +19,7 @@ namespace Posteriors;
 /// 16 normals from 53-bit uniforms (words 0–7 high and 8–15 low for the radii, 16–23 and 24–31 for the angles). The
 /// arithmetic is the same at every vector width, so the draws do not depend on the machine's SIMD width either.
 /// </remarks>
+[SkipLocalsInit]
 internal static class Philox
 {
     private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;

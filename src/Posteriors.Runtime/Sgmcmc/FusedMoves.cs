@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -16,6 +17,7 @@ namespace Posteriors.Sgmcmc;
 /// so the result does not depend on where a chunk starts. The samplers keep TorchSharp's operations for T = 0 (no noise:
 /// their trajectories are unchanged), for other devices, and for strided or half-precision leaves.
 /// </remarks>
+[SkipLocalsInit]
 internal static class FusedMoves
 {
     /// <summary>Normals per chunk: 4 KiB of float32, a multiple of both Philox group sizes.</summary>
