@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Posteriors.Curvature;
 using Posteriors.Serialization;
 using Posteriors.Trees;
@@ -119,10 +120,19 @@ public sealed class DiagEkf<TBatch> : EkfTransform<TBatch>, ITransform<DiagEkfSt
     private static void Fused<T>(Span<T> mean, Span<T> sd, ReadOnlySpan<T> meanGrad, ReadOnlySpan<T> sumOfSquares, T lr, T lrPerDatum, T transitionVariance)
         where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
-        for (var i = 0; i < mean.Length; i++)
+        // The vector body and the scalar tail evaluate the same expressions in the same order.
+        var i = 0;
+        for (; i <= mean.Length - Vector512<T>.Count; i += Vector512<T>.Count)
         {
-            var variance = T.One / (T.One / (sd[i] * sd[i] + transitionVariance) + lrPerDatum * sumOfSquares[i]);
-            mean[i] += lr * variance * meanGrad[i];
+            var s = Vector512.Create<T>(sd[i..]);
+            var variance = Vector512<T>.One / (Vector512<T>.One / (s * s + Vector512.Create(transitionVariance)) + Vector512.Create<T>(sumOfSquares[i..]) * lrPerDatum);
+            (Vector512.Create<T>(mean[i..]) + variance * lr * Vector512.Create<T>(meanGrad[i..])).CopyTo(mean[i..]);
+            Vector512.Sqrt(variance).CopyTo(sd[i..]);
+        }
+        for (; i < mean.Length; i++)
+        {
+            var variance = T.One / (T.One / (sd[i] * sd[i] + transitionVariance) + sumOfSquares[i] * lrPerDatum);
+            mean[i] += variance * lr * meanGrad[i];
             sd[i] = T.Sqrt(variance);
         }
     }
