@@ -106,21 +106,28 @@ internal static class Philox
         Avx512F.IsSupported ? Avx512F.Multiply(a.AsUInt32(), b.AsUInt32()) : a * b;
 
     /// <summary>Standard normals number <paramref name="start"/>, <paramref name="start"/> + 1, … of (<paramref name="key"/>, <paramref name="step"/>) into <paramref name="destination"/>.</summary>
-    public static void Normals(ulong key, long step, long start, Span<float> destination)
+    public static void Normals(ulong key, long step, long start, Span<float> destination) => Normals<float>(key, step, start, destination);
+
+    /// <inheritdoc cref="Normals(ulong, long, long, Span{float})"/>
+    public static void Normals(ulong key, long step, long start, Span<double> destination) => Normals<double>(key, step, start, destination);
+
+    /// <summary>The normals of <see cref="Normals(ulong, long, long, Span{float})"/> for T = float or double.</summary>
+    internal static void Normals<T>(ulong key, long step, long start, Span<T> destination) where T : unmanaged
     {
+        var size = typeof(T) == typeof(double) ? DoubleGroup : SingleGroup;
         Span<uint> words = stackalloc uint[128];
-        Span<float> group = stackalloc float[SingleGroup];
+        Span<T> group = stackalloc T[SingleGroup];
         var done = 0;
         while (done < destination.Length)
         {
             var n = start + done;
-            var (q, p) = (n / SingleGroup, (int)(n % SingleGroup));
-            var count = (int)Math.Min(4, (p + destination.Length - done + SingleGroup - 1) / SingleGroup);
+            var (q, p) = (n / size, (int)(n % size));
+            var count = (int)Math.Min(4, (p + destination.Length - done + size - 1) / size);
             Groups(key, step, q, count, words);
             for (var j = 0; j < count && done < destination.Length; j++, p = 0)
             {
-                var take = Math.Min(SingleGroup - p, destination.Length - done);
-                if (take == SingleGroup) BoxMuller(words.Slice(32 * j, 32), destination.Slice(done, SingleGroup));
+                var take = Math.Min(size - p, destination.Length - done);
+                if (take == size) BoxMuller(words.Slice(32 * j, 32), destination.Slice(done, size));
                 else
                 {
                     BoxMuller(words.Slice(32 * j, 32), group);
@@ -131,30 +138,10 @@ internal static class Philox
         }
     }
 
-    /// <inheritdoc cref="Normals(ulong, long, long, Span{float})"/>
-    public static void Normals(ulong key, long step, long start, Span<double> destination)
+    private static void BoxMuller<T>(ReadOnlySpan<uint> words, Span<T> normals) where T : unmanaged
     {
-        Span<uint> words = stackalloc uint[128];
-        Span<double> group = stackalloc double[DoubleGroup];
-        var done = 0;
-        while (done < destination.Length)
-        {
-            var n = start + done;
-            var (q, p) = (n / DoubleGroup, (int)(n % DoubleGroup));
-            var count = (int)Math.Min(4, (p + destination.Length - done + DoubleGroup - 1) / DoubleGroup);
-            Groups(key, step, q, count, words);
-            for (var j = 0; j < count && done < destination.Length; j++, p = 0)
-            {
-                var take = Math.Min(DoubleGroup - p, destination.Length - done);
-                if (take == DoubleGroup) BoxMuller(words.Slice(32 * j, 32), destination.Slice(done, DoubleGroup));
-                else
-                {
-                    BoxMuller(words.Slice(32 * j, 32), group);
-                    group.Slice(p, take).CopyTo(destination[done..]);
-                }
-                done += take;
-            }
-        }
+        if (typeof(T) == typeof(double)) BoxMuller(words, MemoryMarshal.Cast<T, double>(normals));
+        else BoxMuller(words, MemoryMarshal.Cast<T, float>(normals));
     }
 
     private static void BoxMuller(ReadOnlySpan<uint> words, Span<float> normals)

@@ -63,7 +63,7 @@ internal static class FusedMoves
         {
             var n = Math.Min(Chunk, theta.Length - start);
             Span<T> xi = buffer[..n], t = theta.Slice(start, n), mm = m.Slice(start, n), gg = g.Slice(start, n);
-            Normals(key, step, offset + start, xi);
+            Philox.Normals(key, step, offset + start, xi);
             var i = 0;
             for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count)
             {
@@ -87,7 +87,7 @@ internal static class FusedMoves
         {
             var n = Math.Min(Chunk, theta.Length - start);
             Span<T> xi = buffer[..n], t = theta.Slice(start, n), gg = g.Slice(start, n);
-            Normals(key, step, offset + start, xi);
+            Philox.Normals(key, step, offset + start, xi);
             var i = 0;
             for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count)
                 (Vector512.Create<T>(t[i..]) + Vector512.Create<T>(gg[i..]) * lr + Vector512.Create<T>(xi[i..]) * noise).CopyTo(t[i..]);
@@ -103,7 +103,7 @@ internal static class FusedMoves
         {
             var n = Math.Min(Chunk, theta.Length - start);
             Span<T> xi = buffer[..n], t = theta.Slice(start, n), mm = m.Slice(start, n), gg = g.Slice(start, n);
-            Normals(key, step, offset + start, xi);
+            Philox.Normals(key, step, offset + start, xi);
             var i = 0;
             for (; i <= n - Vector512<T>.Count; i += Vector512<T>.Count)
             {
@@ -122,12 +122,6 @@ internal static class FusedMoves
                 mm[i] = refreshed;
             }
         }
-    }
-
-    private static void Normals<T>(ulong key, long step, long start, Span<T> into) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double)) Philox.Normals(key, step, start, MemoryMarshal.Cast<T, double>(into));
-        else Philox.Normals(key, step, start, MemoryMarshal.Cast<T, float>(into));
     }
 
     private static Span<T> Storage<T>(Tensor t) where T : unmanaged => MemoryMarshal.Cast<byte, T>(t.bytes);
