@@ -7,7 +7,7 @@ namespace Posteriors.Samples;
 /// A parameter tree (a pre-trained base, a fitted mean, a trained member) and optionally a second tree shaped like it
 /// (standard deviations), checkpointed through <see cref="StateFile"/>.
 /// </summary>
-internal sealed class ParameterSnapshot(ParameterTree parameters, ParameterTree? extra = null) : IPersistentState<ParameterSnapshot>
+internal sealed class ParameterSnapshot(ParameterTree parameters, ParameterTree? extra = null) : Posteriors.Serialization.IPersistentState<ParameterSnapshot>
 {
     public ParameterTree Parameters { get; } = parameters;
     public ParameterTree? Extra { get; } = extra;

@@ -51,7 +51,7 @@ namespace Posteriors.Generators
 
         public static readonly DiagnosticDescriptor ReducesOverBatch = Warning("PST0010",
             "Likelihood reduces over the batch",
-            "'{0}' without a dimension in [Likelihood] method '{1}' reduces over the batch; the generated log posterior already averages the per-datum values (shape [B]), so a batch sum makes the posterior B times too sharp. Reduce over event dimensions only (e.g. '{0}(1)') or return the per-datum values.");
+            "'{0}' in [Likelihood] method '{1}' {2}; the generated log posterior already averages the per-datum values (shape [B]), so a batch reduction makes the posterior B times too sharp. Reduce over event dimensions only (e.g. '{3}') or return the per-datum values.");
 
         public static readonly DiagnosticDescriptor PositiveSupportNeedsPositive = Error("PST0011",
             "Positive-support prior on an unconstrained parameter",
@@ -60,5 +60,14 @@ namespace Posteriors.Generators
         public static readonly DiagnosticDescriptor NotAssignable = Error("PST0012",
             "Tensor parameter cannot be rebound",
             "Tensor parameter '{0}' is {1}; the generated code assigns it for each evaluation, so make it a non-readonly field or a property with a setter");
+
+        public static readonly DiagnosticDescriptor PriorCycle = Error("PST0013",
+            "Hierarchical priors form a cycle",
+            "The priors of model '{0}' name each other in a cycle ({1}); hierarchical priors must form a directed acyclic graph");
+    
+
+        public static readonly DiagnosticDescriptor SupportMismatch = Error("PST0014",
+            "Prior support does not match the constraint",
+            "'{0}': {1}");
     }
 }

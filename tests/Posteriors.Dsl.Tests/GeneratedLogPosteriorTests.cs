@@ -171,6 +171,65 @@ public class GeneratedLogPosteriorTests
     }
 
     [Test]
+    public void BernoulliOutputsSumOverTheLabelsOfADatum()
+    {
+        // [B, K] = [6, 3] logits: one value per datum (the sum of its three label terms), and the mean runs over B only.
+        var model = new MultiLabel { DatasetSize = N };
+        var g = new Generator(23);
+        var x = randn(new long[] { 6, 2 }, dtype: ScalarType.Float64, generator: g);
+        var y = (rand(new long[] { 6, 3 }, dtype: ScalarType.Float64, generator: g) > 0.5).to_type(ScalarType.Float64);
+        var at = model.SamplePrior(new Generator(29));
+        var perDatum = model.LogLikelihoods(at, (x, y));
+        Assert.That(perDatum.shape, Is.EqualTo(new long[] { 6 }));
+        LogPosterior<(Tensor X, Tensor Y)> byHand = (p, b) =>
+        {
+            var f = b.X.matmul(p["Weight"]);
+            var ll = (b.Y * f - (1 + f.exp()).log()).sum(1);   // y f − log(1 + e^f) per label, summed over the labels
+            var prior = (-0.5 * p["Weight"].square() - 0.5 * Log2Pi).sum();
+            return ll.mean() + prior / N;
+        };
+        AssertSame(model.LogPosterior, byHand, at, (x, y));
+
+        // The GGN factor is diagonal in the labels: L Lᵀ = diag(p (1 − p)).
+        var f = model.Forward(at, x).detach();
+        var factor = model.Likelihood.HessianFactor(f);
+        var p = f.sigmoid();
+        Assert.That((factor.matmul(factor.transpose(1, 2)) - (p * (1 - p)).diag_embed()).abs().max().item<double>(), Is.LessThan(1e-12));
+    }
+
+    [Test]
+    public void LearnedNormalOutputScaleMatchesHandWrittenFormulaAndKeepsTheGgn()
+    {
+        var model = new LearnedNoiseNet { DatasetSize = N };
+        var g = new Generator(41);
+        var x = randn(new long[] { 10, 2 }, dtype: ScalarType.Float64, generator: g);
+        var y = randn(new long[] { 10 }, dtype: ScalarType.Float64, generator: g);
+        var at = model.SamplePrior(new Generator(43));
+        Tensor F(ParameterTree p, Tensor inputs) =>
+            (nn.functional.relu(inputs.matmul(p["Hidden.weight"].t()) + p["Hidden.bias"]).matmul(p["Out.weight"].t()) + p["Out.bias"]).squeeze(1);
+        LogPosterior<(Tensor X, Tensor Y)> byHand = (p, b) =>
+        {
+            var u = p["log_NoiseScale"];
+            var sigma = u.exp();
+            var ll = -0.5 * ((b.Y - F(p, b.X)) / sigma).square() - sigma.log() - 0.5 * Log2Pi;
+            var prior = (-0.5 * p["Hidden.weight"].square() - 0.5 * Log2Pi).sum() + (-0.5 * p["Hidden.bias"].square() - 0.5 * Log2Pi).sum()
+                        + (-0.5 * p["Out.weight"].square() - 0.5 * Log2Pi).sum() + (-0.5 * p["Out.bias"].square() - 0.5 * Log2Pi).sum()
+                        + (0.5 * Math.Log(2 / Math.PI) - 0.5 * sigma.square() + u).sum();
+            return ll.mean() + prior / N;
+        };
+        AssertSame(model.LogPosterior, byHand, at, (x, y));
+
+        // The curvature interface uses the member's σ: the GGN equals that of a fixed-σ forward model with the same σ.
+        Assert.That(model.Likelihood.Sigma, Is.EqualTo(0.4).Within(1e-12));
+        var fixedSigma = new ForwardModel<(Tensor X, Tensor Y)>((p, b) => F(p, b.X).unsqueeze(1), b => b.Y, OutputLikelihood.Normal(0.4));
+        var network = at.Select(new[] { "Hidden.weight", "Hidden.bias", "Out.weight", "Out.bias" });
+        var generated = Ggn.Diagonal(model, at, (x, y));
+        var expected = Ggn.Diagonal(fixedSigma, network, (x, y));
+        foreach (var name in expected.Names)
+            Assert.That((generated[name] - expected[name]).abs().max().item<double>(), Is.LessThan(1e-9), name);
+    }
+
+    [Test]
     public void PriorTermScalesAsOneOverN()
     {
         var batch = RegressionBatch(3, 4);
@@ -230,6 +289,39 @@ public class GeneratedLogPosteriorTests
         var model = new BatchSummingModel { DatasetSize = N };
         var e = Assert.Throws<InvalidOperationException>(() => model.LogPosterior(model.InitialParameters(), RegressionBatch(1, 1)));
         Assert.That(e!.Message, Does.Contain("shape [B]"));
+    }
+
+    [Test]
+    public void BatchSumWithKeepdimIsRejectedAtRunTimeWithTheShapeAndB()
+    {
+        // sum(0, keepdim: true) returns [1]: one-dimensional, but not one value per datum.
+        var model = new KeepdimSummingModel { DatasetSize = N };
+        var e = Assert.Throws<InvalidOperationException>(() => model.LogPosterior(model.InitialParameters(), RegressionBatch(1, 1)));
+        Assert.That(e!.Message, Does.Contain("KeepdimSummingModel.LogLikelihood").And.Contain("[1]").And.Contain("[12]"));
+        Assert.Throws<InvalidOperationException>(() => model.LogLikelihoods(model.InitialParameters(), RegressionBatch(1, 1)));
+    }
+
+    [Test]
+    public void TwoThreadsEvaluateOneModelAtTwoTreesWithoutInterfering()
+    {
+        // Evaluation does not rebind the model's members, so concurrent evaluations at different trees stay independent.
+        var model = new BayesianRegression { DatasetSize = N };
+        var batch = RegressionBatch(3, 5);
+        var trees = new[] { model.SamplePrior(new Generator(31)), model.SamplePrior(new Generator(37)) };
+        var expected = trees.Select(t => model.LogPosterior(t, batch).Value.item<double>()).ToArray();
+        Assert.That(expected[0], Is.Not.EqualTo(expected[1]).Within(1e-6));
+        var weight = model.Weight;
+        var results = new double[2][];
+        var threads = Enumerable.Range(0, 2).Select(i => new Thread(() =>
+        {
+            using var scope = NewDisposeScope();
+            results[i] = Enumerable.Range(0, 200).Select(_ => model.LogPosterior(trees[i], batch).Value.item<double>()).ToArray();
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        for (var i = 0; i < 2; i++)
+            Assert.That(results[i], Has.All.EqualTo(expected[i]).Within(1e-12), $"thread {i}");
+        Assert.That(model.Weight, Is.SameAs(weight));
     }
 
     [Test]

@@ -73,8 +73,8 @@ public class CachingTests
         var (_, second) = Run(driver, edited);
         Assert.That(second.TrackedSteps[ModelGenerator.Steps.Models].SelectMany(s => s.Outputs).Select(o => o.Reason),
             Has.Some.EqualTo(IncrementalStepRunReason.Modified));
-        Assert.That(second.GeneratedSources.Single().SourceText.ToString(), Does.Contain("HalfNormal, 2.5d"));
-        Assert.That(first.GeneratedSources.Single().SourceText.ToString(), Does.Contain("HalfNormal, 1d"));
+        Assert.That(second.GeneratedSources.Single().SourceText.ToString(), Does.Contain("HalfNormal, scale: 2.5d"));
+        Assert.That(first.GeneratedSources.Single().SourceText.ToString(), Does.Contain("HalfNormal, scale: 1d"));
     }
 
     /// <summary>Fails if any tracked step output holds a symbol, syntax node or compilation (they defeat caching).</summary>

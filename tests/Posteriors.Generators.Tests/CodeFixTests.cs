@@ -45,6 +45,7 @@ public class CodeFixTests
     [TestCase("LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0).sum()", "PST0010.Remove", "LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0);")]
     [TestCase("LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0).mean()", "PST0010.Remove", "LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0);")]
     [TestCase("torch.sum(LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0))", "PST0010.Remove", "LogProb.Normal(y, x.matmul(W).squeeze(1), 1.0);")]
+    [TestCase("LogProb.Normal(y, x.matmul(W), 1.0).sum(0)", "PST0010.Dimension1", "LogProb.Normal(y, x.matmul(W), 1.0).sum(1);")]
     [TestCase("LogProb.Normal(y, x.matmul(W), 1.0).sum()", "PST0010.Dimension1", "LogProb.Normal(y, x.matmul(W), 1.0).sum(1);")]
     [TestCase("torch.mean(LogProb.Normal(y, x.matmul(W), 1.0))", "PST0010.Dimension1", "LogProb.Normal(y, x.matmul(W), 1.0).mean(new long[] { 1 });")]
     public async Task FixRewritesTheReductionAndSilencesTheWarning(string body, string fix, string expected)

@@ -131,6 +131,46 @@ public class PackageTests
         Assert.That(warningsAsErrors, Does.Contain("CS8784").And.Contain("CS8785").And.Contain("CS9057"));
     }
 
+    [Test]
+    public void ProjectReferenceConsumerThatImportsTheTargetRunsATensorOperationFirst()
+    {
+        // A console app outside the repository (no Directory.Build.targets reaches it) with a ProjectReference to the
+        // runtime, whose first statement is a tensor operation: no Posteriors code runs before TorchSharp loads, so only
+        // the imported build target can have fixed libLibTorchSharp.so (on Debian 12; elsewhere nothing needs fixing).
+        var root = RepositoryRoot();
+        var consumer = Path.Combine(_work, "reference-consumer");
+        Directory.CreateDirectory(consumer);
+        File.Copy(Path.Combine(root, "NuGet.config"), Path.Combine(consumer, "nuget.config"));
+        var runtime = Path.Combine(root, "src", "Posteriors.Runtime");
+        File.WriteAllText(Path.Combine(consumer, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+              </PropertyGroup>
+              <Import Project="{Path.Combine(runtime, "build", "Posteriors.Runtime.targets")}" />
+              <ItemGroup>
+                <ProjectReference Include="{Path.Combine(runtime, "Posteriors.Runtime.csproj")}" />
+                <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(consumer, "Program.cs"), """
+            Console.WriteLine("sum=" + TorchSharp.torch.ones(3).sum().item<float>());
+            Later.Run();
+
+            static class Later
+            {
+                public static void Run() => Console.WriteLine("leaves=" + Posteriors.Trees.ParameterTree.From(("a", TorchSharp.torch.ones(2))).Count);
+            }
+            """);
+        Dotnet(consumer, "build", "-c", "Release", "-nodeReuse:false");
+        var output = Dotnet(consumer, Path.Combine("bin", "Release", "net10.0", "Consumer.dll"));
+        Assert.That(output, Does.Contain("sum=3").And.Contain("leaves=1"));
+    }
+
     private static string RepositoryRoot([CallerFilePath] string file = "") =>
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, "..", ".."));
 

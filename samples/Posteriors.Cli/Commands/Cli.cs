@@ -110,6 +110,7 @@ public static class Cli
         CommonOptions.OneOf(laplaceLayers, "last", "dense");
         foreach (var o in new Option[] { methods, temperatures, epochs, full, trainSize, testSize, batchSize, members, synthetic, noInstall, widths, sgdLr, laplaceLayers })
             command.Options.Add(o);
+        var cluster = ClusterOption(command);
 
         command.SetAction(parse =>
         {
@@ -137,6 +138,7 @@ public static class Cli
                 Widths = ParseWidths(parse.GetValue(widths)),
                 LaplaceLayers = parse.GetValue(laplaceLayers) ?? "last",
                 SgdLr = parse.GetValue(sgdLr),
+                Cluster = parse.GetValue(cluster),
             };
             return RunStudy(options, args, console);
         });
@@ -157,6 +159,7 @@ public static class Cli
             throw new UsageException($"--data: no Fashion-MNIST IDX files in '{folder}' (train-images-idx3-ubyte.gz and the other three).");
         NativeSetup.EnsureTorchLoaded();
         var device = CommonOptions.ResolveDevice(options.Device);
+        if (!ClusterEnsemble.TryConnect(options, console)) return ClusterEnsemble.UnreachableExitCode;
         var run = RunFolder.Open(options.Output, options.Resume);
         var settingsPath = Path.Combine(run, StudyRunner.SettingsFile);
         var settings = options.Settings();
@@ -204,6 +207,18 @@ public static class Cli
     }
 
     private static string Quote(string arg) => arg.Length > 0 && arg.All(ch => char.IsLetterOrDigit(ch) || "-_./:=,".Contains(ch)) ? arg : $"'{arg.Replace("'", "'\\''")}'";
+
+    /// <summary>The option of a run on a cluster (see <see cref="ClusterEnsemble"/>); <c>--resume</c> is the common one.</summary>
+    private static Option<string?> ClusterOption(Command command)
+    {
+        var cluster = new Option<string?>("--cluster")
+        {
+            Description = "Run the ensemble and sghmc-parallel members as grains on a Posteriors cluster whose membership is in Redis at HOST:PORT " +
+                          "(./scripts/cluster.sh up N prints it). Same results as a local run when the silos use --threads torch threads.",
+        };
+        command.Options.Add(cluster);
+        return cluster;
+    }
 
     private static (int, int, int)? ParseWidths(string? text)
     {

@@ -106,7 +106,7 @@ public sealed class StudyContext
     /// <exception cref="OperationCanceledException"><see cref="Stop"/> was signalled (the checkpoint is written first).</exception>
     public TState Run<TState>(ITransform<TState, (Tensor X, Tensor Y)> transform, Func<TState> init, int seed, string checkpoint,
         Action<long, string> progress, Action<TState, long>? afterStep = null, int? epochs = null)
-        where TState : IAlgorithmState, IPersistentState<TState>
+        where TState : IAlgorithmState, Posteriors.Serialization.IPersistentState<TState>
     {
         var path = CheckpointPath(checkpoint);
         var state = path is not null && File.Exists(path) ? StateFile.Load<TState>(path, Device) : init();

@@ -68,6 +68,9 @@ public sealed record StudyOptions
     /// <summary>CNN widths (conv1, conv2, dense); null = the mode's default.</summary>
     public (int C1, int C2, int Hidden)? Widths { get; init; }
 
+    /// <summary>A Posteriors cluster (Redis membership address HOST:PORT) to run ensemble members on, or null for this process.</summary>
+    public string? Cluster { get; init; }
+
     /// <summary>The defaults of the quick mode (the README's main command), of <c>--full</c> or of <c>--tiny</c>, filled into unset options.</summary>
     public StudyOptions Resolved()
     {

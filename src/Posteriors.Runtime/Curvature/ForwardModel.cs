@@ -22,7 +22,10 @@ public enum OutputLikelihoodKind
     /// <summary>Categorical over K classes; outputs are logits [B, K], targets class indices [B] (int64).</summary>
     Categorical,
 
-    /// <summary>Bernoulli; outputs are logits [B] or [B, 1], targets 0/1 of the same shape (floating).</summary>
+    /// <summary>
+    /// Independent Bernoullis; outputs are logits [B] or [B, K], targets 0/1 of the same shape (floating); the K terms of a
+    /// datum are summed.
+    /// </summary>
     Bernoulli,
 
     /// <summary>Normal with a fixed standard deviation σ; outputs are means [B, K] (or [B]), targets the same shape.</summary>
@@ -68,9 +71,10 @@ public sealed class OutputLikelihood
                 return nn.functional.log_softmax(outputs, 1).gather(1, targets.to_type(ScalarType.Int64).reshape(-1, 1)).squeeze(1);
             case OutputLikelihoodKind.Bernoulli:
             {
-                var f = outputs.reshape(-1);
-                var y = targets.reshape(-1).to_type(f.dtype);
-                return -nn.functional.binary_cross_entropy_with_logits(f, y, reduction: nn.Reduction.None);
+                // K independent Bernoulli outputs per datum: one value per datum, summed over the K.
+                var f = AsMatrix(outputs);
+                var y = targets.reshape(f.shape).to_type(f.dtype);
+                return -nn.functional.binary_cross_entropy_with_logits(f, y, reduction: nn.Reduction.None).sum(1);
             }
             default:
             {
@@ -101,8 +105,9 @@ public sealed class OutputLikelihood
             }
             case OutputLikelihoodKind.Bernoulli:
             {
+                // The K outputs are independent: H is diagonal, diag(p (1 − p)).
                 var p = f.sigmoid();
-                return (p * (1 - p)).sqrt().unsqueeze(2);
+                return (p * (1 - p)).sqrt().diag_embed();
             }
             default:
                 return torch.eye(f.shape[1], dtype: f.dtype, device: f.device).unsqueeze(0).expand(f.shape[0], -1, -1) / Sigma;

@@ -36,6 +36,21 @@ namespace Posteriors.Modeling
 
         /// <summary>Exponential(rate) on θ &gt; 0. Argument: rate. Requires <see cref="PositiveAttribute"/>.</summary>
         Exponential = 9,
+
+        /// <summary>Uniform(low, high). Arguments: low, high. Requires <see cref="BoundedAttribute"/> with the same bounds.</summary>
+        Uniform = 10,
+
+        /// <summary>Beta(alpha, beta) on (0, 1). Arguments: alpha, beta. Requires <see cref="UnitIntervalAttribute"/>.</summary>
+        Beta = 11,
+
+        /// <summary>Dirichlet(concentration) on the simplex (the last dimension). Argument: concentration. Requires <see cref="SimplexAttribute"/>.</summary>
+        Dirichlet = 12,
+
+        /// <summary>
+        /// LKJ(concentration) on the Cholesky factor of a correlation matrix, up to its normalising constant. Argument:
+        /// concentration (η; 1 is uniform over correlation matrices). Requires <see cref="CholeskyCorrelationAttribute"/>.
+        /// </summary>
+        LkjCholesky = 13,
     }
 
     /// <summary>

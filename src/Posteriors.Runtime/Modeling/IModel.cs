@@ -58,3 +58,14 @@ public interface IForwardModel : IModel<(Tensor X, Tensor Y)>, Curvature.IForwar
     /// <summary>f(x; θ) at the given parameters (for example logits) for predictions.</summary>
     Tensor Forward(ParameterTree parameters, Tensor x);
 }
+
+/// <summary>
+/// A model that can simulate data from given parameters, for simulation-based calibration
+/// (<see cref="Diagnostics.SimulationBasedCalibration"/>): write <c>Simulate</c> in the [Model] class and add this interface.
+/// </summary>
+/// <typeparam name="TBatch">The model's batch type.</typeparam>
+public interface ISimulator<out TBatch>
+{
+    /// <summary>A data set drawn from the likelihood at <paramref name="parameters"/> (constrained: named by member).</summary>
+    TBatch Simulate(ParameterTree parameters, Generator generator);
+}

@@ -49,6 +49,83 @@ public static class LogProb
     public static Tensor Bernoulli(Tensor logits, Tensor y) =>
         -nn.functional.binary_cross_entropy_with_logits(logits, y.to_type(logits.dtype), reduction: nn.Reduction.None);
 
+    /// <summary>log Poisson(y; λ) with λ = exp(<paramref name="logRate"/>): y log λ − λ − log Γ(y + 1).</summary>
+    public static Tensor Poisson(Tensor y, Tensor logRate)
+    {
+        var counts = y.to_type(logRate.dtype);
+        return counts * logRate - logRate.exp() - (counts + 1).lgamma();
+    }
+
+    /// <summary>
+    /// log NegativeBinomial(y; μ, φ) with mean μ = exp(<paramref name="logMean"/>) and dispersion φ (variance μ + μ²/φ):
+    /// log Γ(y + φ) − log Γ(φ) − log Γ(y + 1) + φ log(φ/(φ + μ)) + y log(μ/(φ + μ)).
+    /// </summary>
+    public static Tensor NegativeBinomial(Tensor y, Tensor logMean, Tensor dispersion)
+    {
+        var counts = y.to_type(logMean.dtype);
+        var logDispersion = dispersion.log();
+        var logTotal = logDispersion.logaddexp(logMean);                  // log(φ + μ), stable for large μ
+        return (counts + dispersion).lgamma() - dispersion.lgamma() - (counts + 1).lgamma()
+               + dispersion * (logDispersion - logTotal) + counts * (logMean - logTotal);
+    }
+
+    /// <summary>log NegativeBinomial(y; μ, φ) with a constant dispersion φ.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="dispersion"/> is not positive and finite.</exception>
+    public static Tensor NegativeBinomial(Tensor y, Tensor logMean, double dispersion)
+    {
+        Positive(dispersion, nameof(dispersion));
+        return NegativeBinomial(y, logMean, tensor(dispersion, dtype: logMean.dtype, device: logMean.device));
+    }
+
+    /// <summary>
+    /// log Binomial(y; n, p) with p = σ(<paramref name="logits"/>):
+    /// log C(n, y) + y logits − n log(1 + e^logits).
+    /// </summary>
+    public static Tensor Binomial(Tensor y, Tensor logits, Tensor n)
+    {
+        var (k, trials) = (y.to_type(logits.dtype), n.to_type(logits.dtype));
+        return (trials + 1).lgamma() - (k + 1).lgamma() - (trials - k + 1).lgamma() + k * logits - trials * nn.functional.softplus(logits);
+    }
+
+    /// <summary>log Binomial(y; n, σ(logits)) with a constant number of trials.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is negative or not finite.</exception>
+    public static Tensor Binomial(Tensor y, Tensor logits, double n)
+    {
+        if (!(n >= 0) || double.IsInfinity(n)) throw new ArgumentOutOfRangeException(nameof(n), n, "'n' must be a finite count ≥ 0.");
+        return Binomial(y, logits, tensor(n, dtype: logits.dtype, device: logits.device));
+    }
+
+    /// <summary>log Gamma(x; shape, rate) = shape log rate − log Γ(shape) + (shape − 1) log x − rate x, for x &gt; 0.</summary>
+    public static Tensor Gamma(Tensor x, Tensor shape, Tensor rate) =>
+        shape * rate.log() - shape.lgamma() + (shape - 1) * x.log() - rate * x;
+
+    /// <summary>log Beta(x; a, b) = (a − 1) log x + (b − 1) log(1 − x) − log B(a, b), for 0 &lt; x &lt; 1.</summary>
+    public static Tensor Beta(Tensor x, Tensor a, Tensor b) =>
+        (a - 1) * x.log() + (b - 1) * (-x).log1p() - a.lgamma() - b.lgamma() + (a + b).lgamma();
+
+    /// <summary>log LogNormal(x; loc, scale) = log N(log x; loc, scale²) − log x, for x &gt; 0.</summary>
+    public static Tensor LogNormal(Tensor x, Tensor loc, Tensor scale)
+    {
+        var logX = x.log();
+        return Normal(logX, loc, scale) - logX;
+    }
+
+    /// <summary>log Exponential(x; rate) = log rate − rate x, for x ≥ 0.</summary>
+    public static Tensor Exponential(Tensor x, Tensor rate) => rate.log() - rate * x;
+
+    /// <summary>
+    /// log N(x; loc, L Lᵀ) for x of shape [..., D] with the lower-triangular Cholesky factor <paramref name="scaleTril"/>
+    /// ([D, D] or batched [..., D, D]): −½ |L⁻¹(x − loc)|² − Σ log Lᵢᵢ − (D/2) log 2π, one value per row (shape [...]).
+    /// </summary>
+    public static Tensor MultivariateNormal(Tensor x, Tensor loc, Tensor scaleTril)
+    {
+        var d = x.shape[^1];
+        var diff = (x - loc).unsqueeze(-1);
+        var factor = scaleTril.dim() == 2 ? scaleTril.expand(diff.shape[..^2].Append(d).Append(d).ToArray()) : scaleTril;
+        var z = linalg.solve_triangular(factor, diff, upper: false).squeeze(-1);
+        return -0.5 * z.square().sum(-1) - scaleTril.diagonal(0, -2, -1).log().sum(-1) - d * HalfLog2Pi;
+    }
+
     internal static double StudentTConstant(double df) =>
         LogGamma((df + 1) / 2) - LogGamma(df / 2) - 0.5 * Math.Log(df * Math.PI);
 

@@ -4,8 +4,14 @@ namespace Posteriors.Modeling;
 
 /// <summary>
 /// Log densities and draws of the <see cref="Distribution"/> priors, summed over every element of a tensor. Generated
-/// models call these; they are public so hand-written log posteriors can use the same priors.
+/// models call these with named arguments (<c>loc:</c>, <c>scale:</c>, <c>df:</c>, <c>shape:</c>, <c>rate:</c>); they
+/// are public so hand-written log posteriors can use the same priors.
 /// </summary>
+/// <remarks>
+/// An argument is a constant or a tensor (another parameter's value in a hierarchical prior, or a per-element
+/// hyperparameter); tensors broadcast against the parameter and must not make it larger. Constants are checked (a scale
+/// ≤ 0 throws); tensor arguments are not, since checking them would wait for the device.
+/// </remarks>
 public static class Priors
 {
     private static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
@@ -15,83 +21,95 @@ public static class Priors
         distribution is Distribution.HalfNormal or Distribution.HalfCauchy or Distribution.LogNormal
             or Distribution.Gamma or Distribution.Exponential;
 
-    /// <summary>How many arguments the distribution takes.</summary>
-    public static int ArgumentCount(Distribution distribution) => distribution switch
+    /// <summary>The names of the distribution's arguments, in the order its documentation lists them.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Unknown distribution.</exception>
+    public static IReadOnlyList<string> ArgumentNames(Distribution distribution) => distribution switch
     {
-        Distribution.Flat => 0,
-        Distribution.HalfNormal or Distribution.HalfCauchy or Distribution.Exponential => 1,
-        Distribution.StudentT => 3,
-        _ => 2,
+        Distribution.Flat => Array.Empty<string>(),
+        Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal => LocScale,
+        Distribution.StudentT => DfLocScale,
+        Distribution.HalfNormal or Distribution.HalfCauchy => ScaleOnly,
+        Distribution.Gamma => ShapeRate,
+        Distribution.Exponential => RateOnly,
+        Distribution.Uniform => LowHigh,
+        Distribution.Beta => AlphaBeta,
+        Distribution.Dirichlet or Distribution.LkjCholesky => ConcentrationOnly,
+        _ => throw new ArgumentOutOfRangeException(nameof(distribution), distribution, "Unknown distribution."),
     };
+
+    private static readonly string[] LocScale = { "loc", "scale" }, DfLocScale = { "df", "loc", "scale" }, ScaleOnly = { "scale" },
+        ShapeRate = { "shape", "rate" }, RateOnly = { "rate" }, LowHigh = { "low", "high" }, AlphaBeta = { "alpha", "beta" },
+        ConcentrationOnly = { "concentration" };
+
+    /// <summary>Whether the distribution lives on a bounded set (an interval, the simplex, Cholesky correlation factors).</summary>
+    public static bool HasBoundedSupport(Distribution distribution) =>
+        distribution is Distribution.Uniform or Distribution.Beta or Distribution.Dirichlet or Distribution.LkjCholesky;
 
     /// <summary>
     /// Σ log p(θ) over the elements of <paramref name="theta"/> for a prior on the real line (a scalar tensor of θ's dtype).
     /// </summary>
-    /// <exception cref="ArgumentException">The distribution has positive support (use <see cref="LogProbPositive"/>).</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range (a scale ≤ 0, a non-finite value).</exception>
-    public static Tensor LogProb(Tensor theta, Distribution distribution, double a = 0, double b = 0, double c = 0)
+    /// <exception cref="ArgumentException">The distribution has positive support (use <see cref="LogProbPositive"/>), an
+    /// argument is missing or does not belong to it, or a tensor argument broadcasts θ to a larger shape.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range (a scale ≤ 0, a non-finite value).</exception>
+    public static Tensor LogProb(Tensor theta, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default)
     {
         ArgumentNullException.ThrowIfNull(theta);
-        Validate(distribution, a, b, c);
-        var n = theta.numel();
-        switch (distribution)
-        {
-            case Distribution.Flat:
-                return zeros(Array.Empty<long>(), dtype: theta.dtype, device: theta.device);
-            case Distribution.Normal: // a zero location (the usual case) saves a pass over the parameters
-                return (a == 0 ? theta : theta - a).square().sum() * (-0.5 / (b * b)) - n * (Math.Log(b) + HalfLog2Pi);
-            case Distribution.Laplace:
-                return (theta - a).abs().sum() * (-1 / b) - n * Math.Log(2 * b);
-            case Distribution.Cauchy:
-                return -((theta - a) / b).square().log1p().sum() - n * Math.Log(Math.PI * b);
-            case Distribution.StudentT:
-                return ((theta - b) / c).square().div(a).log1p().sum() * (-(a + 1) / 2)
-                       + n * (Modeling.LogProb.StudentTConstant(a) - Math.Log(c));
-            default:
-                throw new ArgumentException(
-                    $"{distribution} has positive support: use it on a [Positive] parameter (LogProbPositive).", nameof(distribution));
-        }
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
+        if (HasPositiveSupport(distribution))
+            throw new ArgumentException(
+                $"{distribution} has positive support: use it on a [Positive] parameter (LogProbPositive).", nameof(distribution));
+        if (distribution == Distribution.Flat) return zeros(Array.Empty<long>(), dtype: theta.dtype, device: theta.device);
+        if (HasBoundedSupport(distribution)) return Summed(theta, Bounded(theta, distribution, args));
+        if (args.AllConstant) return ConstantLogProb(theta, distribution, args);
+        return Summed(theta, RealLine(theta, distribution, args));
     }
 
     /// <summary>
     /// Σ [log p(e^u) + u] over the elements of <paramref name="u"/> = log θ: the prior density of a
-    /// <see cref="PositiveAttribute"/> parameter in its unconstrained coordinate, Jacobian included.
-    /// Real-line priors (and Flat) apply to θ = e^u as well.
+    /// <see cref="PositiveAttribute"/> parameter in its unconstrained coordinate, Jacobian included. A real-line prior
+    /// is truncated to θ &gt; 0 and renormalised (StudentT only with loc 0, where the normaliser is ½); Flat stays flat.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
-    public static Tensor LogProbPositive(Tensor u, Distribution distribution, double a = 0, double b = 0, double c = 0)
+    /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
+    public static Tensor LogProbPositive(Tensor u, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default)
     {
         ArgumentNullException.ThrowIfNull(u);
-        Validate(distribution, a, b, c);
-        var n = u.numel();
-        switch (distribution)
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
+        if (distribution == Distribution.Flat) return u.sum();
+        if (!HasPositiveSupport(distribution))
+            return Summed(u, RealLine(u.exp(), distribution, args) - LogMassAboveZero(u, distribution, args) + u);
+        if (args.AllConstant) return ConstantLogProbPositive(u, distribution, args);
+        var (a, b) = (args.FirstTensor(u), args.SecondTensor(u));
+        Tensor density = distribution switch
         {
-            case Distribution.HalfNormal: // log 2 − log a − ½ log 2π − e^{2u}/(2a²), plus u
-                return u.sum() - (2 * u).exp().sum() * (0.5 / (a * a)) + n * (Math.Log(2) - Math.Log(a) - HalfLog2Pi);
-            case Distribution.HalfCauchy:
-                return u.sum() - (u.exp() / a).square().log1p().sum() + n * (Math.Log(2 / Math.PI) - Math.Log(a));
-            case Distribution.LogNormal: // log θ ~ N(a, b): in u this is exactly a normal density
-                return (u - a).square().sum() * (-0.5 / (b * b)) - n * (Math.Log(b) + HalfLog2Pi);
-            case Distribution.Gamma:     // a log b − log Γ(a) + (a − 1) u − b e^u, plus u
-                return u.sum() * a - u.exp().sum() * b + n * (a * Math.Log(b) - Modeling.LogProb.LogGamma(a));
-            case Distribution.Exponential:
-                return u.sum() - u.exp().sum() * a + n * Math.Log(a);
-            default:
-                return LogProb(u.exp(), distribution, a, b, c) + u.sum();
-        }
+            Distribution.HalfNormal => u - (2 * u).exp() / (2 * a.square()) + Math.Log(2) - a.log() - HalfLog2Pi,
+            Distribution.HalfCauchy => u - (u.exp() / a).square().log1p() + Math.Log(2 / Math.PI) - a.log(),
+            Distribution.LogNormal => -0.5 * ((u - a) / b).square() - b.log() - HalfLog2Pi,
+            Distribution.Gamma => a * u - b * u.exp() + a * b.log() - a.lgamma(),
+            _ /* Exponential */ => u - a * u.exp() + a.log(),
+        };
+        return Summed(u, density);
     }
 
     /// <summary>
-    /// ∇θ <see cref="LogProb"/>: the gradient of the summed log prior in closed form, shaped like <paramref name="theta"/>,
-    /// computed without autograd (a model can hand it to the algorithms through <see cref="LogDensityResult.AnalyticGradient"/>).
-    /// At the kink of a Laplace prior (θ = loc) it is 0, as autograd's.
+    /// ∇θ <see cref="LogProb"/> for constant arguments <paramref name="a"/>, <paramref name="b"/>, <paramref name="c"/> (in the
+    /// order of <see cref="ArgumentNames"/>): the gradient of the summed log prior in closed form, shaped like
+    /// <paramref name="theta"/>, computed without autograd (a model can hand it to the algorithms through
+    /// <see cref="LogDensityResult.AnalyticGradient"/>). At the kink of a Laplace prior (θ = loc) it is 0, as autograd's.
     /// </summary>
+    /// <exception cref="NotSupportedException">A bounded prior (Uniform, Beta, Dirichlet, LKJ).</exception>
     /// <exception cref="ArgumentException">The distribution has positive support (use <see cref="GradientPositive"/>).</exception>
     /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
     public static Tensor Gradient(Tensor theta, Distribution distribution, double a = 0, double b = 0, double c = 0)
     {
         ArgumentNullException.ThrowIfNull(theta);
-        Validate(distribution, a, b, c);
+        ValidateConstants(distribution, a, b, c);
         using var _ = no_grad();
         switch (distribution)
         {
@@ -118,14 +136,27 @@ public static class Priors
     }
 
     /// <summary>
-    /// ∇u <see cref="LogProbPositive"/> for u = log θ: the closed-form gradient of the prior in the unconstrained coordinate,
-    /// the Jacobian term (+1 per element) included.
+    /// Checks constant arguments given in the order of <see cref="ArgumentNames"/>; bounded priors (whose gradients go
+    /// through their bijectors) have no closed-form gradient here yet.
+    /// </summary>
+    private static void ValidateConstants(Distribution distribution, double a, double b, double c)
+    {
+        if (HasBoundedSupport(distribution))
+            throw new NotSupportedException($"{distribution}: no closed-form gradient; differentiate its log density with autograd.");
+        double[] values = { a, b, c };
+        Validate(distribution, ArgumentNames(distribution).Select((name, i) => (name, values[i])).ToDictionary(p => p.name, p => p.Item2));
+    }
+
+    /// <summary>
+    /// ∇u <see cref="LogProbPositive"/> for u = log θ and constant arguments (in the order of <see cref="ArgumentNames"/>):
+    /// the closed-form gradient of the prior in the unconstrained coordinate, the Jacobian term (+1 per element) included
+    /// (a truncated real-line prior's normaliser does not depend on u).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
     public static Tensor GradientPositive(Tensor u, Distribution distribution, double a = 0, double b = 0, double c = 0)
     {
         ArgumentNullException.ThrowIfNull(u);
-        Validate(distribution, a, b, c);
+        ValidateConstants(distribution, a, b, c);
         using var _ = no_grad();
         switch (distribution)
         {
@@ -154,76 +185,334 @@ public static class Priors
     /// A draw from the prior shaped like <paramref name="like"/> (its dtype and device), from <paramref name="generator"/>
     /// when given. A Flat prior has nothing to draw from: the draw is a copy of <paramref name="like"/>.
     /// </summary>
-    public static Tensor Sample(Tensor like, Distribution distribution, double a = 0, double b = 0, double c = 0, Generator? generator = null)
+    /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
+    public static Tensor Sample(Tensor like, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default, Generator? generator = null)
     {
         ArgumentNullException.ThrowIfNull(like);
-        Validate(distribution, a, b, c);
-        var shape = like.shape;
-        Tensor Randn() => randn(shape, dtype: like.dtype, device: like.device, generator: generator);
-        // Uniform on (0, 1) without the endpoints, where inverse CDFs are finite.
-        Tensor Uniform() => rand(shape, dtype: like.dtype, device: like.device, generator: generator).clamp(1e-7, 1 - 1e-7);
-        Tensor StandardGamma(double shapeParameter) =>
-            _standard_gamma(full(shape, shapeParameter, dtype: like.dtype, device: like.device), generator);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         using var _ = no_grad();
-        return distribution switch
+        if (distribution == Distribution.Flat) return like.detach().clone();
+        var size = like.shape;
+        Tensor Randn() => randn(size, dtype: like.dtype, device: like.device, generator: generator);
+        Tensor Uniform() => OpenUniform(like, generator);
+        var (a, b, c) = (args.FirstTensor(like), args.SecondTensor(like), args.ThirdTensor(like));
+        if (HasBoundedSupport(distribution)) return Fit(SampleBounded(like, distribution, a, b, generator), like);
+        var draw = distribution switch
         {
-            Distribution.Flat => like.detach().clone(),
             Distribution.Normal => a + b * Randn(),
-            Distribution.Laplace => LaplaceDraw(Uniform() - 0.5, a, b),
-            Distribution.Cauchy => a + b * (Math.PI * (Uniform() - 0.5)).tan(),
-            Distribution.StudentT => b + c * Randn() / (2 * StandardGamma(a / 2) / a).sqrt(),
+            Distribution.Laplace => a + b * StandardInverseCdf(Distribution.Laplace, Uniform()),
+            Distribution.Cauchy => a + b * StandardInverseCdf(Distribution.Cauchy, Uniform()),
+            Distribution.StudentT => b + c * Randn() / (2 * StandardGamma(a / 2, size, generator) / a).sqrt(),
             Distribution.HalfNormal => (a * Randn()).abs(),
-            Distribution.HalfCauchy => (a * (Math.PI * (Uniform() - 0.5)).tan()).abs(),
+            Distribution.HalfCauchy => (a * StandardInverseCdf(Distribution.Cauchy, Uniform())).abs(),
             Distribution.LogNormal => (a + b * Randn()).exp(),
-            Distribution.Gamma => StandardGamma(a) / b,
-            Distribution.Exponential => -Uniform().log() / a,
-            _ => throw new ArgumentOutOfRangeException(nameof(distribution), distribution, "Unknown distribution."),
+            Distribution.Gamma => StandardGamma(a, size, generator) / b,
+            _ /* Exponential */ => -Uniform().log() / a,
         };
+        return Fit(draw, like);
     }
 
     /// <summary>
-    /// A draw of u = log θ for a <see cref="PositiveAttribute"/> parameter, shaped like <paramref name="like"/> (θ's current
-    /// value). A real-line prior on a positive parameter is its restriction to θ &gt; 0: it is drawn folded (|draw|),
-    /// which is exact for a prior centred at 0. A Flat prior keeps log of the current value.
+    /// A draw of u = log θ for a <see cref="PositiveAttribute"/> parameter, shaped like <paramref name="like"/> (θ's
+    /// current value). A real-line prior on a positive parameter is its truncation to θ &gt; 0, drawn exactly by
+    /// inverting its CDF above zero (StudentT only with loc 0, where the truncation is the folded draw). A Flat prior
+    /// keeps log of the current value.
     /// </summary>
-    public static Tensor SamplePositive(Tensor like, Distribution distribution, double a = 0, double b = 0, double c = 0, Generator? generator = null)
+    /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
+    public static Tensor SamplePositive(Tensor like, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default, Generator? generator = null)
     {
-        var draw = Sample(like, distribution, a, b, c, generator);
+        ArgumentNullException.ThrowIfNull(like);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         using var _ = no_grad();
-        return (HasPositiveSupport(distribution) || distribution == Distribution.Flat ? draw : draw.abs()).log();
+        if (HasPositiveSupport(distribution) || distribution == Distribution.Flat)
+            return Sample(like, distribution, loc, scale, df, shape, rate, generator: generator).log();
+        if (distribution == Distribution.StudentT)
+        {
+            RequireZeroLocation(args);
+            return Sample(like, distribution, loc, scale, df, shape, rate, generator: generator).abs().log();
+        }
+        // θ = loc − scale·G⁻¹(v) with v uniform on (0, G(loc/scale)) is the standard draw restricted to θ > 0.
+        var (a, b) = (args.FirstTensor(like), args.SecondTensor(like));
+        var mass = StandardCdf(distribution, a / b);
+        var v = OpenUniform(like, generator) * mass;
+        var theta = (a - b * StandardInverseCdf(distribution, v)).clamp_min(double.Epsilon);
+        return Fit(theta, like).log();
     }
 
-    private static Tensor LaplaceDraw(Tensor centred, double loc, double scale) =>
-        loc - scale * centred.sign() * (1 - 2 * centred.abs()).log();
-
-    /// <summary>Checks a prior's arguments: the same rules the compile-time check PST0004 applies.</summary>
+    /// <summary>Checks a prior's constant arguments: the same rules the compile-time check PST0004 applies.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Names the argument and its value.</exception>
-    public static void Validate(Distribution distribution, double a, double b, double c)
+    public static void Validate(Distribution distribution, IReadOnlyDictionary<string, double> arguments)
     {
-        static void Finite(double v, string name, Distribution d)
-        {
-            if (!double.IsFinite(v)) throw new ArgumentOutOfRangeException(name, v, $"{d}: '{name}' must be finite.");
-        }
-        static void Positive(double v, string name, Distribution d)
-        {
-            if (!(v > 0) || double.IsInfinity(v))
-                throw new ArgumentOutOfRangeException(name, v, $"{d}: '{name}' must be positive and finite.");
-        }
+        ArgumentNullException.ThrowIfNull(arguments);
+        foreach (var (name, value) in arguments) Validate(distribution, name, value);
+    }
+
+    private static void Validate(Distribution distribution, string name, double value)
+    {
+        if (!double.IsFinite(value))
+            throw new ArgumentOutOfRangeException(name, value, $"{distribution}: '{name}' must be finite.");
+        if (name is not ("loc" or "low" or "high") && !(value > 0))
+            throw new ArgumentOutOfRangeException(name, value, $"{distribution}: '{name}' must be positive and finite.");
+    }
+
+    /// <summary>
+    /// Log densities on bounded supports: elementwise for Uniform and Beta; per vector (last dimension, kept as a
+    /// size-1 dimension) for Dirichlet; one value for LKJ on a Cholesky factor [K, K] (unnormalised).
+    /// </summary>
+    private static Tensor Bounded(Tensor theta, Distribution distribution, Arguments args)
+    {
+        var (a, b) = (args.FirstTensor(theta), args.SecondTensor(theta));
         switch (distribution)
         {
-            case Distribution.Flat: break;
-            case Distribution.Normal or Distribution.Laplace or Distribution.Cauchy or Distribution.LogNormal:
-                Finite(a, "loc", distribution); Positive(b, "scale", distribution); break;
-            case Distribution.StudentT:
-                Positive(a, "df", distribution); Finite(b, "loc", distribution); Positive(c, "scale", distribution); break;
-            case Distribution.HalfNormal or Distribution.HalfCauchy:
-                Positive(a, "scale", distribution); break;
-            case Distribution.Gamma:
-                Positive(a, "shape", distribution); Positive(b, "rate", distribution); break;
-            case Distribution.Exponential:
-                Positive(a, "rate", distribution); break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(distribution), distribution, "Unknown distribution.");
+            case Distribution.Uniform:
+                return -(b - a).log().expand(theta.shape);
+            case Distribution.Beta:
+                return (a - 1) * theta.log() + (b - 1) * (-theta).log1p() - a.lgamma() - b.lgamma() + (a + b).lgamma();
+            case Distribution.Dirichlet:
+            {
+                var alpha = a.expand(theta.shape);
+                return ((alpha - 1) * theta.log()).sum(-1, keepdim: true) - alpha.lgamma().sum(-1, keepdim: true)
+                       + alpha.sum(-1, keepdim: true).lgamma();
+            }
+            default: // LkjCholesky: Σᵢ (K − i + 2η − 3) log Lᵢᵢ over rows i = 1 … K − 1 (0-based)
+            {
+                var k = theta.shape[^1];
+                var diagonal = theta.diagonal(0, -2, -1).narrow(-1, 1, k - 1);
+                var exponents = (k - 3 + 2 * a) - arange(1, k, dtype: theta.dtype, device: theta.device);
+                return (exponents * diagonal.log()).sum(-1, keepdim: true);
+            }
         }
+    }
+
+    private static Tensor SampleBounded(Tensor like, Distribution distribution, Tensor a, Tensor b, Generator? generator)
+    {
+        var size = like.shape;
+        switch (distribution)
+        {
+            case Distribution.Uniform:
+                return a + (b - a) * rand(size, dtype: like.dtype, device: like.device, generator: generator);
+            case Distribution.Beta:
+            {
+                var x = StandardGamma(a, size, generator);
+                return x / (x + StandardGamma(b, size, generator));
+            }
+            case Distribution.Dirichlet:
+            {
+                var x = StandardGamma(a, size, generator);
+                return x / x.sum(-1, keepdim: true);
+            }
+            default: // LkjCholesky: partial correlation (i, j) ~ 2 Beta(βⱼ, βⱼ) − 1 with βⱼ = η + (K − 2 − j)/2 (the vine method)
+            {
+                var k = size[^1];
+                var eta = a.to_type(ScalarType.Float64).item<double>();
+                var betas = new List<double>();
+                for (var i = 1; i < k; i++)
+                    for (var j = 0; j < i; j++) betas.Add(eta + (k - 2 - j) / 2.0);
+                if (betas.Count == 0) return eye(k, dtype: like.dtype, device: like.device);
+                var shape = tensor(betas.ToArray(), dtype: like.dtype, device: like.device);
+                var x = _standard_gamma(shape, generator);
+                var z = 2 * x / (x + _standard_gamma(shape, generator)) - 1;
+                return Bijectors.CholeskyCorrelationForward(z.clamp(-1 + 1e-12, 1 - 1e-12).atanh());
+            }
+        }
+    }
+
+    /// <summary>Elementwise log density of a real-line prior at θ (broadcast with the arguments).</summary>
+    private static Tensor RealLine(Tensor theta, Distribution distribution, Arguments args)
+    {
+        // Constant arguments stay doubles (no scalar tensors): hierarchical priors mix both in the hot path.
+        switch (distribution)
+        {
+            case Distribution.Normal:
+                return MinusLog(Divide(Minus(theta, args.First), args.Second).square() * -0.5, args.Second) - HalfLog2Pi;
+            case Distribution.Laplace:
+                return MinusLog(-Divide(Minus(theta, args.First).abs(), args.Second), args.Second) - Math.Log(2);
+            case Distribution.Cauchy:
+                return MinusLog(-Divide(Minus(theta, args.First), args.Second).square().log1p(), args.Second) - Math.Log(Math.PI);
+            default: // StudentT
+            {
+                var (a, c) = (args.FirstTensor(theta), args.ThirdTensor(theta));
+                return Divide(Minus(theta, args.Second), args.Third).square().div(a).log1p() * (-(a + 1) / 2)
+                       + ((a + 1) / 2).lgamma() - (a / 2).lgamma() - 0.5 * (a * Math.PI).log() - c.log();
+            }
+        }
+    }
+
+    private static Tensor Minus(Tensor x, PriorArgument a) => a.Tensor is { } t ? x - t : a.Value == 0 ? x : x - a.Value;
+
+    private static Tensor Divide(Tensor x, PriorArgument a) => a.Tensor is { } t ? x / t : x / a.Value;
+
+    private static Tensor MinusLog(Tensor x, PriorArgument a) => a.Tensor is { } t ? x - t.log() : x - Math.Log(a.Value);
+
+    /// <summary>log P(θ &gt; 0) of a real-line prior (the truncation's normaliser), elementwise.</summary>
+    private static Tensor LogMassAboveZero(Tensor like, Distribution distribution, Arguments args)
+    {
+        if (distribution == Distribution.StudentT)
+        {
+            RequireZeroLocation(args);
+            return tensor(-Math.Log(2), dtype: like.dtype, device: like.device);
+        }
+        var (a, b) = (args.FirstTensor(like), args.SecondTensor(like));
+        return StandardCdf(distribution, a / b).log();
+    }
+
+    private static void RequireZeroLocation(Arguments args)
+    {
+        if (args.Loc.Tensor is not null || args.Loc.Value != 0)
+            throw new ArgumentException(
+                $"StudentT on a [Positive] parameter needs loc 0 (got {args.Loc}): its truncation to θ > 0 has no closed form otherwise.", "loc");
+    }
+
+    /// <summary>The CDF G of the standard (loc 0, scale 1) distribution.</summary>
+    private static Tensor StandardCdf(Distribution distribution, Tensor t) => distribution switch
+    {
+        Distribution.Normal => special.ndtr(t),
+        Distribution.Laplace => where(t >= 0, 1 - 0.5 * (-t.abs()).exp(), 0.5 * (-t.abs()).exp()),
+        _ /* Cauchy */ => 0.5 + t.atan() / Math.PI,
+    };
+
+    /// <summary>G⁻¹ of the standard distribution, for v in (0, 1).</summary>
+    private static Tensor StandardInverseCdf(Distribution distribution, Tensor v) => distribution switch
+    {
+        Distribution.Normal => special.ndtri(v),
+        Distribution.Laplace => -(v - 0.5).sign() * (1 - 2 * (v - 0.5).abs()).log(),
+        _ /* Cauchy */ => (Math.PI * (v - 0.5)).tan(),
+    };
+
+    /// <summary>Uniform on (0, 1) without the endpoints, where inverse CDFs are finite.</summary>
+    private static Tensor OpenUniform(Tensor like, Generator? generator) =>
+        rand(like.shape, dtype: like.dtype, device: like.device, generator: generator).clamp(1e-7, 1 - 1e-7);
+
+    private static Tensor StandardGamma(Tensor shape, long[] size, Generator? generator) =>
+        _standard_gamma(shape.expand(size).contiguous(), generator);
+
+    /// <summary>The sum of an elementwise density that must not be larger than θ (tensor arguments broadcast into it).</summary>
+    private static Tensor Summed(Tensor theta, Tensor density)
+    {
+        if (density.numel() > theta.numel())
+            throw new ArgumentException(
+                $"A tensor prior argument broadcasts the parameter of shape {Trees.ParameterTree.Shape(theta)} to {Trees.ParameterTree.Shape(density)}; " +
+                "prior arguments must broadcast to the parameter's own shape.");
+        return density.sum();
+    }
+
+    /// <summary>A draw shaped like the parameter (a draw from tensor arguments has their broadcast shape).</summary>
+    private static Tensor Fit(Tensor draw, Tensor like)
+    {
+        if (!draw.shape.SequenceEqual(like.shape))
+        {
+            if (draw.numel() > like.numel())
+                throw new ArgumentException(
+                    $"A tensor prior argument broadcasts the parameter of shape {Trees.ParameterTree.Shape(like)} to {Trees.ParameterTree.Shape(draw)}; " +
+                    "prior arguments must broadcast to the parameter's own shape.");
+            draw = draw.expand(like.shape).clone();
+        }
+        return draw.to_type(like.dtype);
+    }
+
+    private static Tensor ConstantLogProb(Tensor theta, Distribution distribution, Arguments args)
+    {
+        var n = theta.numel();
+        var (a, b, c) = (args.FirstValue, args.SecondValue, args.ThirdValue);
+        return distribution switch
+        {
+            // a zero location (the usual case) saves a pass over the parameters
+            Distribution.Normal => (a == 0 ? theta : theta - a).square().sum() * (-0.5 / (b * b)) - n * (Math.Log(b) + HalfLog2Pi),
+            Distribution.Laplace => (theta - a).abs().sum() * (-1 / b) - n * Math.Log(2 * b),
+            Distribution.Cauchy => -((theta - a) / b).square().log1p().sum() - n * Math.Log(Math.PI * b),
+            _ /* StudentT */ => ((theta - b) / c).square().div(a).log1p().sum() * (-(a + 1) / 2)
+                                + n * (Modeling.LogProb.StudentTConstant(a) - Math.Log(c)),
+        };
+    }
+
+    private static Tensor ConstantLogProbPositive(Tensor u, Distribution distribution, Arguments args)
+    {
+        var n = u.numel();
+        var (a, b) = (args.FirstValue, args.SecondValue);
+        return distribution switch
+        {
+            // One reduction per term: the Jacobian u joins the elementwise part before the sum.
+            // log 2 − log a − ½ log 2π − e^{2u}/(2a²), plus u
+            Distribution.HalfNormal => (u - (2 * u).exp() * (0.5 / (a * a))).sum() + n * (Math.Log(2) - Math.Log(a) - HalfLog2Pi),
+            Distribution.HalfCauchy => (u - (u.exp() / a).square().log1p()).sum() + n * (Math.Log(2 / Math.PI) - Math.Log(a)),
+            // log θ ~ N(a, b): in u this is exactly a normal density
+            Distribution.LogNormal => (u - a).square().sum() * (-0.5 / (b * b)) - n * (Math.Log(b) + HalfLog2Pi),
+            // a log b − log Γ(a) + (a − 1) u − b e^u, plus u
+            Distribution.Gamma => (u * a - u.exp() * b).sum() + n * (a * Math.Log(b) - Modeling.LogProb.LogGamma(a)),
+            _ /* Exponential */ => (u - u.exp() * a).sum() + n * Math.Log(a),
+        };
+    }
+
+    /// <summary>A prior's arguments in the distribution's documented order, checked once.</summary>
+    private readonly struct Arguments
+    {
+        private readonly PriorArgument _first, _second, _third;
+
+        public Arguments(Distribution distribution, PriorArgument loc, PriorArgument scale, PriorArgument df, PriorArgument shape,
+            PriorArgument rate, PriorArgument low, PriorArgument high, PriorArgument alpha, PriorArgument beta, PriorArgument concentration)
+        {
+            var names = ArgumentNames(distribution);
+            PriorArgument Take(string name, PriorArgument value)
+            {
+                var position = Array.IndexOf((string[])names, name);
+                if (!value.IsSet)
+                {
+                    if (position >= 0)
+                        throw new ArgumentException($"{distribution} needs the argument '{name}' ({string.Join(", ", names)}).", name);
+                    return value;
+                }
+                if (position < 0)
+                    throw new ArgumentException(
+                        $"{distribution} has no argument '{name}'; it takes {(names.Count == 0 ? "none" : string.Join(", ", names))}.", name);
+                if (value.Tensor is null) Validate(distribution, name, value.Value);
+                return value;
+            }
+            (loc, scale, df, shape, rate) = (Take("loc", loc), Take("scale", scale), Take("df", df), Take("shape", shape), Take("rate", rate));
+            (low, high, alpha, beta, concentration) =
+                (Take("low", low), Take("high", high), Take("alpha", alpha), Take("beta", beta), Take("concentration", concentration));
+            (_first, _second, _third) = distribution switch
+            {
+                Distribution.StudentT => (df, loc, scale),
+                Distribution.HalfNormal or Distribution.HalfCauchy => (scale, default, default),
+                Distribution.Gamma => (shape, rate, default),
+                Distribution.Exponential => (rate, default(PriorArgument), default(PriorArgument)),
+                Distribution.Uniform => (low, high, default),
+                Distribution.Beta => (alpha, beta, default),
+                Distribution.Dirichlet or Distribution.LkjCholesky => (concentration, default, default),
+                _ => (loc, scale, default),
+            };
+            Loc = loc;
+            AllConstant = _first.Tensor is null && _second.Tensor is null && _third.Tensor is null;
+        }
+
+        public PriorArgument Loc { get; }
+
+        public bool AllConstant { get; }
+
+        public double FirstValue => _first.Value;
+
+        public double SecondValue => _second.Value;
+
+        public double ThirdValue => _third.Value;
+
+        public PriorArgument First => _first;
+
+        public PriorArgument Second => _second;
+
+        public PriorArgument Third => _third;
+
+        public Tensor FirstTensor(Tensor like) => _first.AsTensor(like);
+
+        public Tensor SecondTensor(Tensor like) => _second.AsTensor(like);
+
+        public Tensor ThirdTensor(Tensor like) => _third.AsTensor(like);
     }
 }

@@ -74,12 +74,33 @@ public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch>
 
     /// <inheritdoc />
     /// <exception cref="NonFiniteException">The log posterior or its gradient is NaN or infinite; the message names the step and the parameter.</exception>
-    public TState Update(TState state, TBatch batch, bool inplace = false)
+    public TState Update(TState state, TBatch batch, bool inplace = false) => Step(state, batch, inplace, chain: null);
+
+    /// <summary>
+    /// Chain <paramref name="chain"/> of an ensemble, held on its own (on another machine, say): its initial state,
+    /// equal to row <paramref name="chain"/> of <see cref="Ensembles.Ensemble{TState, TBatch}.Init(ParameterTree, long)"/>
+    /// for the same <paramref name="seed"/> (its own noise stream, momenta and thermostat).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="chain"/> is negative.</exception>
+    public TState InitMember(ParameterTree parameters, long seed, int chain) =>
+        chain >= 0 ? InitChain(parameters, seed, chain) : throw new ArgumentOutOfRangeException(nameof(chain), chain, "A chain index is 0 or more.");
+
+    /// <summary>
+    /// One step of chain <paramref name="chain"/> held on its own: bit for bit what
+    /// <see cref="Ensembles.Ensemble{TState, TBatch}.Update"/> computes for that row (noise from stream
+    /// <paramref name="chain"/> of the state's seed).
+    /// </summary>
+    /// <exception cref="NonFiniteException">The log posterior or its gradient is NaN or infinite; the message names the chain, step and parameter.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="chain"/> is negative.</exception>
+    public TState UpdateMember(TState state, TBatch batch, int chain, bool inplace = false) =>
+        chain >= 0 ? Step(state, batch, inplace, chain) : throw new ArgumentOutOfRangeException(nameof(chain), chain, "A chain index is 0 or more.");
+
+    private TState Step(TState state, TBatch batch, bool inplace, int? chain)
     {
         var next = AlgorithmState.Target(state, inplace);
         using var scope = NewDisposeScope();
-        var (value, aux, grad) = SgmcmcStep.Gradient(LogPosterior, state.Params, state.Step, batch);
-        Move(next, grad, state.Step, state.Seed, stream: 0);
+        var (value, aux, grad) = SgmcmcStep.Gradient(LogPosterior, state.Params, state.Step, batch, chain);
+        Move(next, grad, state.Step, state.Seed, stream: chain ?? 0);
         return AlgorithmState.Finish(next, value, aux);
     }
 

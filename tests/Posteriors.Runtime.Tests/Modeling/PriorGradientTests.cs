@@ -19,6 +19,7 @@ public class PriorGradientTests
         (Distribution.HalfNormal, 1.3, 0, 0), (Distribution.HalfCauchy, 0.6, 0, 0), (Distribution.LogNormal, 0.2, 0.9, 0),
         (Distribution.Gamma, 2.5, 1.7, 0), (Distribution.Exponential, 0.8, 0, 0),
         // Real-line priors restricted to θ > 0, and Flat, in the log coordinate.
+        // (a truncated StudentT needs loc 0).
         (Distribution.Flat, 0, 0, 0), (Distribution.Normal, 0.5, 2, 0), (Distribution.Laplace, 1, 0.5, 0), (Distribution.Cauchy, 0, 1, 0),
         (Distribution.StudentT, 4, 0, 1.5),
     };
@@ -29,14 +30,14 @@ public class PriorGradientTests
     public void RealLineGradientsEqualAutogradToOneInAMillion()
     {
         foreach (var (d, a, b, c) in RealLine)
-            AssertEqualToAutograd(t => Priors.LogProb(t, d, a, b, c), Priors.Gradient(Points(), d, a, b, c), $"{d}({a}, {b}, {c})");
+            AssertEqualToAutograd(t => LogProb(t, d, a, b, c, positive: false), Priors.Gradient(Points(), d, a, b, c), $"{d}({a}, {b}, {c})");
     }
 
     [Test]
     public void PositiveGradientsIncludeTheJacobianAndEqualAutograd()
     {
         foreach (var (d, a, b, c) in Positive)
-            AssertEqualToAutograd(u => Priors.LogProbPositive(u, d, a, b, c), Priors.GradientPositive(Points(), d, a, b, c), $"{d}({a}, {b}, {c}) on log θ");
+            AssertEqualToAutograd(u => LogProb(u, d, a, b, c, positive: true), Priors.GradientPositive(Points(), d, a, b, c), $"{d}({a}, {b}, {c}) on log θ");
     }
 
     [Test]
@@ -44,7 +45,9 @@ public class PriorGradientTests
     {
         var e = Assert.Throws<ArgumentException>(() => Priors.Gradient(zeros(3), Distribution.Gamma, 2, 1));
         Assert.That(e!.Message, Does.Contain("Gamma").And.Contain("GradientPositive"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => Priors.Gradient(zeros(3), Distribution.Normal, 0, -1));
+        var range = Assert.Throws<ArgumentOutOfRangeException>(() => Priors.Gradient(zeros(3), Distribution.Normal, 0, -1));
+        Assert.That(range!.ParamName, Is.EqualTo("scale"));
+        Assert.Throws<NotSupportedException>(() => Priors.Gradient(zeros(3), Distribution.Beta, 2, 2));
     }
 
     [Test]
@@ -56,12 +59,12 @@ public class PriorGradientTests
         var y = randn(new long[] { 20 }, dtype: ScalarType.Float64, generator: new Generator(2));
         Tensor Likelihood(ParameterTree p) => (x.matmul(p["w"]) - y).square().mean() * -0.5;
         LogPosterior<object?> autogradPrior = (p, _) =>
-            Likelihood(p) + (Priors.LogProb(p["w"], Distribution.Laplace, 0.1, 2) + Priors.LogProbPositive(p["log_s"], Distribution.HalfCauchy, 1)) / n;
+            Likelihood(p) + (Priors.LogProb(p["w"], Distribution.Laplace, 0.1, 2) + Priors.LogProbPositive(p["log_s"], Distribution.HalfCauchy, scale: 1)) / n;
         LogPosterior<object?> analyticPrior = (p, _) =>
         {
             Tensor value;
             using (no_grad())
-                value = (Priors.LogProb(p["w"], Distribution.Laplace, 0.1, 2) + Priors.LogProbPositive(p["log_s"], Distribution.HalfCauchy, 1)) / n;
+                value = (Priors.LogProb(p["w"], Distribution.Laplace, 0.1, 2) + Priors.LogProbPositive(p["log_s"], Distribution.HalfCauchy, scale: 1)) / n;
             var gradient = ParameterTree.From(("w", Priors.Gradient(p["w"], Distribution.Laplace, 0.1, 2) / n),
                 ("log_s", Priors.GradientPositive(p["log_s"], Distribution.HalfCauchy, 1) / n));
             return new LogDensityResult(Likelihood(p) + value, analyticGradient: gradient);
@@ -93,6 +96,16 @@ public class PriorGradientTests
         var e = Assert.Throws<NotSupportedException>(() => Autodiff.Evaluate(logPosterior, p, null));
         Assert.That(e!.Message, Does.Contain("AnalyticGradient"));
         Assert.DoesNotThrow(() => Autodiff.ValueAndGrad(logPosterior, p, null));
+    }
+
+    /// <summary>The library's log density with the constants named in the order of <see cref="Priors.ArgumentNames"/>.</summary>
+    private static Tensor LogProb(Tensor t, Distribution d, double a, double b, double c, bool positive)
+    {
+        var args = Priors.ArgumentNames(d).Zip(new[] { a, b, c }).ToDictionary(p => p.First, p => (PriorArgument)p.Second);
+        PriorArgument Arg(string name) => args.TryGetValue(name, out var v) ? v : default;
+        return positive
+            ? Priors.LogProbPositive(t, d, loc: Arg("loc"), scale: Arg("scale"), df: Arg("df"), shape: Arg("shape"), rate: Arg("rate"))
+            : Priors.LogProb(t, d, loc: Arg("loc"), scale: Arg("scale"), df: Arg("df"), shape: Arg("shape"), rate: Arg("rate"));
     }
 
     private static void AssertEqualToAutograd(Func<Tensor, Tensor> logDensity, Tensor analytic, string what)

@@ -256,7 +256,11 @@ public class StudyCliTests
         var args = Tiny.Concat(new[] { "--methods", "map", "ensemble", "--epochs", "30", "--train-size", "2048", "--no-plots", "-o", _out }).ToArray();
         using var child = new Child(args);
         var map = Path.Combine(_out, "latest", "runs", "map-seed0.json");
-        Assert.That(WaitFor(() => File.Exists(map), child), Is.True, "the MAP run finished before the study ended");
+        var checkpoint = Path.Combine(_out, "latest", "checkpoints", "ensemble-seed0.state");
+        // Signalled once the ensemble has written its first epoch's checkpoint: a signal between the two runs would
+        // (rightly) stop the study before the ensemble starts and leave no checkpoint to test.
+        Assert.That(WaitFor(() => File.Exists(map) && File.Exists(checkpoint), child), Is.True,
+            "the MAP run and the ensemble's first epoch finished before the study ended");
         Assert.That(Kill(child.Id, SigInt), Is.EqualTo(0), "SIGINT sent");
         var (code, output) = child.Wait();
         Assert.That(code, Is.EqualTo(130), output);
@@ -264,6 +268,6 @@ public class StudyCliTests
         Assert.That(output, Does.Contain("map ").And.Contain("acc %"), "the partial table");
         var csv = File.ReadAllLines(Path.Combine(_out, "latest", "results.csv"));
         Assert.That(csv.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "map" }), "the finished run is kept");
-        Assert.That(File.Exists(Path.Combine(_out, "latest", "checkpoints", "ensemble-seed0.state")), Is.True, "the interrupted run left its checkpoint");
+        Assert.That(File.Exists(Path.Combine(_out, "latest", "runs", "ensemble-seed0.json")), Is.False, "the interrupted run is not reported as finished");
     }
 }

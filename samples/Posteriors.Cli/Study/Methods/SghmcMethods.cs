@@ -1,4 +1,5 @@
 using System.Globalization;
+using Posteriors.Distributed;
 using Posteriors.Ensembles;
 using Posteriors.Samples;
 using Posteriors.Serialization;
@@ -77,6 +78,10 @@ public sealed class ParallelSghmcMethod : IStudyMethod
         var k = context.Members;
         var temperature = _tempered ? tau!.Value / context.N : 0.0;
         var settings = SghmcSettings.For(context);
+        if (context.Options.Cluster is not null)
+            return context.Predict(ClusterEnsemble.Run(context,
+                new SamplerSpec(new ScheduleSpec(settings.Lr, settings.Lr * SghmcSettings.FinalLrFraction, context.TrainingSteps),
+                    settings.Alpha, settings.Sigma, temperature), seed, progress));
         var ensemble = Ensemble.Build(context.Posterior.LogPosterior, settings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
         var state = context.Run(ensemble, () => ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed), seed, context.RunKey,

@@ -1,0 +1,120 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Posteriors.Distributed.Hosting;
+
+/// <summary>A client's connection to a Posteriors cluster whose membership lives in Redis at <c>host:port</c>.</summary>
+public sealed class ClusterConnection : IAsyncDisposable
+{
+    /// <summary>The default cluster and service id of <c>scripts/cluster.sh</c>.</summary>
+    public const string DefaultId = "posteriors";
+
+    private readonly IHost _host;
+
+    private ClusterConnection(IHost host, string address) => (_host, Address) = (host, address);
+
+    /// <summary>The membership address (Redis) this connection uses.</summary>
+    public string Address { get; }
+
+    /// <summary>The Orleans client.</summary>
+    public IClusterClient Client => _host.Services.GetRequiredService<IClusterClient>();
+
+    /// <summary>
+    /// Connects to the cluster whose membership is in Redis at <paramref name="address"/>, within <paramref name="timeout"/>
+    /// (10 s by default).
+    /// </summary>
+    /// <exception cref="ClusterUnreachableException">Redis or every silo failed to answer in time; the message names the address.</exception>
+    /// <exception cref="IncompatibleClusterException">The cluster runs another protocol version.</exception>
+    public static async Task<ClusterConnection> ConnectAsync(string address, string clusterId = DefaultId, string serviceId = DefaultId,
+        TimeSpan? timeout = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        var limit = timeout ?? TimeSpan.FromSeconds(10);
+        using var deadline = new CancellationTokenSource(limit);
+        var options = PosteriorsSilo.RedisOptions(address);
+        options.ConnectTimeout = (int)Math.Min(options.ConnectTimeout, limit.TotalMilliseconds / 3);
+        try
+        {
+            // A refused or unroutable address fails here at once (the Redis client would retry until its timeout).
+            foreach (var endPoint in options.EndPoints)
+            {
+                using var tcp = new System.Net.Sockets.TcpClient();
+                using var probe = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+                probe.CancelAfter(limit / 3);
+                await tcp.ConnectAsync(HostOf(endPoint), PortOf(endPoint), probe.Token);
+            }
+            await using (var redis = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(deadline.Token))
+                await ClusterProtocol.EnsureCompatibleAsync(redis.GetDatabase(), serviceId, address, register: false);
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException or OperationCanceledException or TimeoutException
+                                       or System.Net.Sockets.SocketException)
+        {
+            throw new ClusterUnreachableException(
+                $"No Posteriors cluster at {address}: its membership store (Redis) did not answer within {limit.TotalSeconds:0} s. " +
+                "Start one with ./scripts/cluster.sh up N, or check the address.", e);
+        }
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(client =>
+        {
+            client.UseRedisClustering(o => o.ConfigurationOptions = PosteriorsSilo.RedisOptions(address));
+            client.Configure<Orleans.Configuration.ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (clusterId, serviceId));
+        });
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(deadline.Token);
+        }
+        catch (Exception e)
+        {
+            host.Dispose();
+            throw new ClusterUnreachableException(
+                $"No silo of cluster '{clusterId}' at {address} accepted a connection within {limit.TotalSeconds:0} s " +
+                $"({e.GetType().Name}: {e.Message}). Start silos with ./scripts/cluster.sh up N.", e);
+        }
+        return new ClusterConnection(host, address);
+    }
+
+    private static string HostOf(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint d => d.Host,
+        System.Net.IPEndPoint ip => ip.Address.ToString(),
+        _ => throw new ArgumentException($"Unsupported Redis end point {endPoint}.", nameof(endPoint)),
+    };
+
+    private static int PortOf(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint d => d.Port == 0 ? 6379 : d.Port,
+        System.Net.IPEndPoint ip => ip.Port == 0 ? 6379 : ip.Port,
+        _ => throw new ArgumentException($"Unsupported Redis end point {endPoint}.", nameof(endPoint)),
+    };
+
+    /// <summary>
+    /// Waits until <paramref name="count"/> silos are active members (a silo listens on its gateway a moment before it
+    /// has joined, and members placed before then all land on the silos already in).
+    /// </summary>
+    /// <exception cref="TimeoutException">Fewer silos were active after <paramref name="timeout"/>; the message says how many.</exception>
+    public async Task WaitForSilosAsync(int count, TimeSpan timeout)
+    {
+        var management = Client.GetGrain<IManagementGrain>(0);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var active = (await management.GetHosts(onlyActive: true)).Count;
+            if (active >= count) return;
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"Only {active} of {count} silos of the cluster at {Address} were active after {timeout.TotalSeconds:0} s.");
+            await Task.Delay(250);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try { await _host.StopAsync(TimeSpan.FromSeconds(5)); }
+        finally { _host.Dispose(); }
+    }
+}
