@@ -20,8 +20,12 @@ public static class Autodiff
     /// more than one gradient (per-sample gradients, Hessian–vector products) start here.
     /// </summary>
     /// <exception cref="InvalidOperationException">The value is not a scalar, or <c>Wrt</c> does not match the parameters.</exception>
+    /// <exception cref="NotSupportedException">The result carries an <see cref="LogDensityResult.AnalyticGradient"/>: only <see cref="ValueAndGrad{TBatch}"/> can fold it in.</exception>
     public static (LogDensityResult Result, ParameterTree Wrt) Evaluate<TBatch>(
-        LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch)
+        LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch) => Evaluate(logPosterior, parameters, batch, analyticGradient: false);
+
+    private static (LogDensityResult Result, ParameterTree Wrt) Evaluate<TBatch>(
+        LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch, bool analyticGradient)
     {
         ArgumentNullException.ThrowIfNull(logPosterior);
         ArgumentNullException.ThrowIfNull(parameters);
@@ -34,21 +38,33 @@ public static class Autodiff
                 "Average the per-datum log likelihoods over the batch (docs/ALGORITHMS.md §1).");
         var wrt = result.Wrt ?? leaves;
         if (result.Wrt is not null) parameters.EnsureSameStructure(result.Wrt, nameof(LogDensityResult.Wrt));
+        if (result.AnalyticGradient is not null)
+        {
+            if (!analyticGradient) result.Differentiable("This computation");
+            parameters.EnsureSameStructure(result.AnalyticGradient, nameof(LogDensityResult.AnalyticGradient));
+        }
         return (result, wrt);
     }
 
     /// <summary>
     /// log π(θ; batch) and ∇θ log π in one backward pass. Parameters the value does not depend on get a zero gradient.
+    /// A <see cref="LogDensityResult.AnalyticGradient"/> is added to the autograd gradient.
     /// </summary>
     public static ValueAndGradient ValueAndGrad<TBatch>(LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch)
     {
-        var (result, wrt) = Evaluate(logPosterior, parameters, batch);
+        var (result, wrt) = Evaluate(logPosterior, parameters, batch, analyticGradient: true);
         var value = result.Value.reshape(Array.Empty<long>());
-        if (!value.requires_grad)
-            return new ValueAndGradient(value.detach(), result.Aux?.detach(), parameters.ZerosLike());
-        var grads = autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true);
-        var gradient = new ParameterTree(wrt.Names.Select((name, i) =>
-            new KeyValuePair<string, Tensor>(name, grads[i] is null || grads[i].IsInvalid ? zeros_like(wrt.Leaves[i]) : grads[i].detach())));
+        var grads = value.requires_grad
+            ? autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true).ToArray()
+            : new Tensor[wrt.Count];
+        for (var i = 0; i < grads.Length; i++)
+            grads[i] = grads[i] is null || grads[i].IsInvalid ? zeros_like(wrt.Leaves[i]) : grads[i].detach();
+        if (result.AnalyticGradient is { } analytic)
+            using (no_grad())
+                for (var i = 0; i < grads.Length; i++)
+                    // In place where the buffer is dense (autograd may hand back an expanded, stride-0 tensor).
+                    grads[i] = grads[i].is_contiguous() ? grads[i].add_(analytic.Leaves[i]) : grads[i].add(analytic.Leaves[i]);
+        var gradient = new ParameterTree(wrt.Names.Select((name, i) => new KeyValuePair<string, Tensor>(name, grads[i])));
         return new ValueAndGradient(value.detach(), result.Aux?.detach(), gradient);
     }
 }

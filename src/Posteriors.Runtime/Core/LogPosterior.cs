@@ -32,11 +32,18 @@ public readonly struct LogDensityResult
     /// function was given: a model that binds the given values into a module's own parameters (sharing storage)
     /// returns the module's parameters here, with the same names and shapes as the given tree.
     /// </param>
-    public LogDensityResult(Tensor value, Tensor? aux = null, ParameterTree? wrt = null)
+    /// <param name="analyticGradient">
+    /// The gradient, with respect to the parameters, of terms of <paramref name="value"/> that were computed without autograd
+    /// (a closed-form prior: <see cref="Modeling.Priors.Gradient"/> / N). Gradient-based algorithms add it to the autograd
+    /// gradient of <paramref name="value"/>, so the prior's value and gradient cost one pass and no graph. Algorithms that
+    /// need more than the gradient (Hessian–vector products, per-sample gradients) reject a result that has one.
+    /// </param>
+    public LogDensityResult(Tensor value, Tensor? aux = null, ParameterTree? wrt = null, ParameterTree? analyticGradient = null)
     {
         Value = value ?? throw new ArgumentNullException(nameof(value));
         Aux = aux;
         Wrt = wrt;
+        AnalyticGradient = analyticGradient;
     }
 
     /// <summary>The log posterior, a scalar tensor.</summary>
@@ -47,6 +54,15 @@ public readonly struct LogDensityResult
 
     /// <summary>Leaves to differentiate with respect to, or <c>null</c> for the given parameters themselves.</summary>
     public ParameterTree? Wrt { get; }
+
+    /// <summary>The gradient of the terms of <see cref="Value"/> that autograd does not see, or <c>null</c>.</summary>
+    public ParameterTree? AnalyticGradient { get; }
+
+    /// <summary>This result, for a computation that differentiates <see cref="Value"/> itself.</summary>
+    /// <exception cref="NotSupportedException">Part of the gradient is in <see cref="AnalyticGradient"/>, which that computation would lose.</exception>
+    internal LogDensityResult Differentiable(string computation) => AnalyticGradient is null ? this : throw new NotSupportedException(
+        $"{computation} differentiates the log density itself, but this one returns part of its gradient in closed form " +
+        "(LogDensityResult.AnalyticGradient), which only first-order algorithms can use. Use a log density that computes every term with autograd.");
 
     /// <summary>A result with no auxiliary output.</summary>
     public static implicit operator LogDensityResult(Tensor value) => new(value);

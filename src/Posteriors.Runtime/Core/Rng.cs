@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,6 +10,12 @@ namespace Posteriors;
 /// updates draw the same numbers, saved states resume bit-identically, and chains with different seeds never share
 /// a stream.
 /// </summary>
+/// <remarks>
+/// The samplers' per-step noise on the CPU (<see cref="NormalInto"/>) comes from Philox-4×32-10 keyed by (seed, stream)
+/// with the step and the element's position in the flattened tree as its counter: it is written straight into the
+/// tensor's storage, in any order, and does not depend on the number of threads. On other devices it comes from
+/// torch's generator on that device, seeded with a hash of (seed, step, stream, position).
+/// </remarks>
 public sealed class Rng
 {
     private readonly Dictionary<string, Generator> _generators = new();
@@ -25,6 +32,49 @@ public sealed class Rng
         }
         g.manual_seed(Mix(seed, step, stream));
         return g;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="into"/> with the standard normals of step <paramref name="step"/> of stream
+    /// <paramref name="stream"/> of <paramref name="seed"/> whose positions in the flattened tree start at
+    /// <paramref name="offset"/> (the leaf's offset, <see cref="Trees.ParameterTree.Layout"/>), so that no two leaves
+    /// share draws.
+    /// </summary>
+    public void NormalInto(Tensor into, long seed, long step, int stream, long offset)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        if (into.device_type != DeviceType.CPU)
+        {
+            into.normal_(0, 1, For(Mix(seed, step, stream), offset, into.device));
+            return;
+        }
+        var key = NoiseKey(seed, stream);
+        if (into.is_contiguous() && into.dtype is ScalarType.Float32 or ScalarType.Float64)
+        {
+            NormalsInto(into, key, step, offset);
+            return;
+        }
+        // Strided or half-precision leaves: the same draws, made in a contiguous buffer.
+        using var buffer = empty(into.shape, dtype: into.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+        NormalsInto(buffer, key, step, offset);
+        into.copy_(buffer);
+    }
+
+    /// <summary>The Philox key of stream <paramref name="stream"/> of <paramref name="seed"/>.</summary>
+    internal static ulong NoiseKey(long seed, int stream) => (ulong)Mix(seed, 0, stream);
+
+    /// <summary>Philox normals into a contiguous float32 or float64 CPU tensor, a span of at most 2³¹ bytes at a time.</summary>
+    private static void NormalsInto(Tensor contiguous, ulong key, long step, long offset)
+    {
+        using var flat = contiguous.view(-1);
+        var length = flat.shape[0];
+        var chunk = int.MaxValue / (int)contiguous.element_size();
+        for (long start = 0; start < length; start += chunk)
+        {
+            using var part = start == 0 && length <= chunk ? flat.alias() : flat.narrow(0, start, Math.Min(chunk, length - start));
+            if (contiguous.dtype == ScalarType.Float64) Philox.Normals(key, step, offset + start, MemoryMarshal.Cast<byte, double>(part.bytes));
+            else Philox.Normals(key, step, offset + start, MemoryMarshal.Cast<byte, float>(part.bytes));
+        }
     }
 
     /// <summary>SplitMix64 of the seed, step and stream: decorrelates neighbouring seeds and steps.</summary>

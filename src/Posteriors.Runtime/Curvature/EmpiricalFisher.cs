@@ -62,7 +62,7 @@ public static class Hessian
         ParameterTree v, IEnumerable<string>? subset = null)
     {
         ArgumentNullException.ThrowIfNull(perDatum);
-        return VectorProduct<TBatch>((p, b) => { var r = perDatum(p, b); return new LogDensityResult(r.Value.sum(), r.Aux, r.Wrt); },
+        return VectorProduct<TBatch>((p, b) => { var r = perDatum(p, b).Differentiable("The empirical Fisher"); return new LogDensityResult(r.Value.sum(), r.Aux, r.Wrt); },
             parameters, batch, v, subset);
     }
 

@@ -30,7 +30,7 @@ public static class PerDatum
         ArgumentNullException.ThrowIfNull(perDatum);
         return (p, batch) =>
         {
-            var r = perDatum(p, batch);
+            var r = perDatum(p, batch).Differentiable("A per-datum computation");
             return new LogDensityResult(r.Value.mean(), r.Aux, r.Wrt);
         };
     }
@@ -54,7 +54,7 @@ public static class PerDatum
         ArgumentNullException.ThrowIfNull(parameters);
         using var _ = enable_grad();
         var leaves = parameters.Map(t => t.detach().requires_grad_(true));
-        var result = perDatum(leaves, batch);
+        var result = perDatum(leaves, batch).Differentiable("A per-datum computation");
         if (result.Value is null || result.Value.dim() != 1)
             throw new InvalidOperationException(
                 $"A per-datum log density must return one value per datum (shape [B]); it returned shape [{string.Join(", ", result.Value?.shape ?? Array.Empty<long>())}].");

@@ -93,7 +93,7 @@ public static class ParallelChains
             {
                 using var scope = NewDisposeScope();
                 var member = stacked.Map(t => t.detach().select(0, k).requires_grad_(true));
-                var result = perChain(member, batch);
+                var result = perChain(member, batch).Differentiable("ParallelChains.Sum");
                 var value = result.Value.reshape(Array.Empty<long>());
                 var wrt = result.Wrt ?? member;
                 member.EnsureSameStructure(wrt, nameof(LogDensityResult.Wrt));

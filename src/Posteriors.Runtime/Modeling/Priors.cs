@@ -98,6 +98,90 @@ public static class Priors
     }
 
     /// <summary>
+    /// ∇θ <see cref="LogProb"/> for constant arguments <paramref name="a"/>, <paramref name="b"/>, <paramref name="c"/> (in the
+    /// order of <see cref="ArgumentNames"/>): the gradient of the summed log prior in closed form, shaped like
+    /// <paramref name="theta"/>, computed without autograd (a model can hand it to the algorithms through
+    /// <see cref="LogDensityResult.AnalyticGradient"/>). At the kink of a Laplace prior (θ = loc) it is 0, as autograd's.
+    /// </summary>
+    /// <exception cref="NotSupportedException">A bounded prior (Uniform, Beta, Dirichlet, LKJ).</exception>
+    /// <exception cref="ArgumentException">The distribution has positive support (use <see cref="GradientPositive"/>).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
+    public static Tensor Gradient(Tensor theta, Distribution distribution, double a = 0, double b = 0, double c = 0)
+    {
+        ArgumentNullException.ThrowIfNull(theta);
+        ValidateConstants(distribution, a, b, c);
+        using var _ = no_grad();
+        switch (distribution)
+        {
+            case Distribution.Flat:
+                return zeros_like(theta);
+            case Distribution.Normal:   // −(θ − loc)/scale²
+                return (a == 0 ? theta : theta - a) * (-1 / (b * b));
+            case Distribution.Laplace:  // −sign(θ − loc)/scale
+                return (theta - a).sign_().mul_(-1 / b);
+            case Distribution.Cauchy:   // −2z / (scale (1 + z²)), z = (θ − loc)/scale
+            {
+                var z = (theta - a).div_(b);
+                return z.mul(-2 / b).div_(z.square().add_(1));
+            }
+            case Distribution.StudentT: // −(ν + 1) z / (scale (ν + z²)), z = (θ − loc)/scale
+            {
+                var z = (theta - b).div_(c);
+                return z.mul(-(a + 1) / c).div_(z.square().add_(a));
+            }
+            default:
+                throw new ArgumentException(
+                    $"{distribution} has positive support: use it on a [Positive] parameter (GradientPositive).", nameof(distribution));
+        }
+    }
+
+    /// <summary>
+    /// Checks constant arguments given in the order of <see cref="ArgumentNames"/>; bounded priors (whose gradients go
+    /// through their bijectors) have no closed-form gradient here yet.
+    /// </summary>
+    private static void ValidateConstants(Distribution distribution, double a, double b, double c)
+    {
+        if (HasBoundedSupport(distribution))
+            throw new NotSupportedException($"{distribution}: no closed-form gradient; differentiate its log density with autograd.");
+        double[] values = { a, b, c };
+        Validate(distribution, ArgumentNames(distribution).Select((name, i) => (name, values[i])).ToDictionary(p => p.name, p => p.Item2));
+    }
+
+    /// <summary>
+    /// ∇u <see cref="LogProbPositive"/> for u = log θ and constant arguments (in the order of <see cref="ArgumentNames"/>):
+    /// the closed-form gradient of the prior in the unconstrained coordinate, the Jacobian term (+1 per element) included
+    /// (a truncated real-line prior's normaliser does not depend on u).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range.</exception>
+    public static Tensor GradientPositive(Tensor u, Distribution distribution, double a = 0, double b = 0, double c = 0)
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        ValidateConstants(distribution, a, b, c);
+        using var _ = no_grad();
+        switch (distribution)
+        {
+            case Distribution.HalfNormal:  // 1 − e^{2u}/a²
+                return (2 * u).exp_().mul_(-1 / (a * a)).add_(1);
+            case Distribution.HalfCauchy:  // 1 − 2w/(1 + w), w = (e^u/a)²
+            {
+                var w = u.exp().div_(a).square();
+                return w.mul(-2).div_(w + 1).add_(1);
+            }
+            case Distribution.LogNormal:   // −(u − loc)/scale²
+                return (u - a).mul_(-1 / (b * b));
+            case Distribution.Gamma:       // shape − rate e^u
+                return u.exp().mul_(-b).add_(a);
+            case Distribution.Exponential: // 1 − rate e^u
+                return u.exp().mul_(-a).add_(1);
+            default:                       // d/du [log p(e^u) + u] = p'(e^u)/p(e^u) · e^u + 1
+            {
+                var theta = u.exp();
+                return Gradient(theta, distribution, a, b, c).mul_(theta).add_(1);
+            }
+        }
+    }
+
+    /// <summary>
     /// A draw from the prior shaped like <paramref name="like"/> (its dtype and device), from <paramref name="generator"/>
     /// when given. A Flat prior has nothing to draw from: the draw is a copy of <paramref name="like"/>.
     /// </summary>

@@ -79,16 +79,22 @@ public sealed class Baoa<TBatch> : SgmcmcSampler<BaoaState, TBatch>
         var decay = Math.Exp(-gamma * lr);
         // −expm1 keeps 1 − e^(−2γε) accurate when γε is tiny.
         var noise = Math.Sqrt(temperature * -ExpM1(-2 * gamma * lr)) * _sigma;
-        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
+        var key = Rng.NoiseKey(seed, stream);
         using (no_grad())
         {
-            for (var i = 0; i < grad.Count; i++)
+            long offset = 0;
+            for (var i = 0; i < grad.Count; offset += grad.Leaves[i].numel(), i++)
             {
-                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i];
-                m.add_(grad.Leaves[i], alpha: lr);                                                 // B
+                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
+                if (noise > 0 && FusedMoves.Fits(θ, m, g))
+                {
+                    FusedMoves.Baoa(θ, m, g, lr, lr / 2 * prec, decay, noise, key, step, offset);
+                    continue;
+                }
+                m.add_(g, alpha: lr);                                                              // B
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
                 m.mul_(decay);                                                                     // O
-                if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise);
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
             }
         }

@@ -74,15 +74,21 @@ public sealed class Sghmc<TBatch> : SgmcmcSampler<SghmcState, TBatch>
         var temperature = _temperature.At(step, "temperature");
         var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
+        var key = Rng.NoiseKey(seed, stream);
         using (no_grad())
         {
-            for (var i = 0; i < grad.Count; i++)
+            long offset = 0;
+            for (var i = 0; i < grad.Count; offset += grad.Leaves[i].numel(), i++)
             {
                 Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
+                if (noise > 0 && FusedMoves.Fits(θ, m, g))
+                {
+                    FusedMoves.Sghmc(θ, m, g, lr * prec, 1 - lr * prec * _alpha, lr, noise, key, step, offset);
+                    continue;
+                }
                 θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
                 m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
-                if (generator is not null) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, generator));  //  + sqrt(Tε(2α − Tεβ)) ξ
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));  //  + sqrt(Tε(2α − Tεβ)) ξ
             }
         }
     }

@@ -62,14 +62,20 @@ public sealed class Sgld<TBatch> : SgmcmcSampler<SgldState, TBatch>
     {
         var lr = _lr.At(step, "lr", positive: true);
         var noise = SgmcmcStep.NoiseScale(_temperature.At(step, "temperature"), lr, 1.0, _beta, step);
-        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
+        var key = Rng.NoiseKey(seed, stream);
         using (no_grad())
         {
-            for (var i = 0; i < grad.Count; i++)
+            long offset = 0;
+            for (var i = 0; i < grad.Count; offset += grad.Leaves[i].numel(), i++)
             {
-                var θ = chain.Params.Leaves[i];
-                θ.add_(grad.Leaves[i], alpha: lr);                                                   // θ + ε g
-                if (generator is not null) θ.add_(SgmcmcStep.Normal(θ, generator), alpha: noise);    //   + sqrt(Tε(2 − Tεβ)) ξ
+                Tensor θ = chain.Params.Leaves[i], g = grad.Leaves[i];
+                if (noise > 0 && FusedMoves.Fits(θ, g))
+                {
+                    FusedMoves.Sgld(θ, g, lr, noise, key, step, offset);
+                    continue;
+                }
+                θ.add_(g, alpha: lr);                                                                          // θ + ε g
+                if (noise > 0) θ.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));    //   + sqrt(Tε(2 − Tεβ)) ξ
             }
         }
     }

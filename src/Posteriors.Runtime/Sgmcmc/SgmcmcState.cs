@@ -6,7 +6,8 @@ namespace Posteriors.Sgmcmc;
 
 /// <summary>
 /// What every SGMCMC state holds besides its sampler's own fields: the parameters θ, the step counter, the last log
-/// posterior and the seed of the counter-based noise stream (step t of chain k draws from <c>Rng.For(Seed, t, k)</c>).
+/// posterior and the seed of the counter-based noise stream (step t of chain k draws from stream k of (Seed, t), see
+/// <see cref="Rng.NormalInto"/>).
 /// </summary>
 public abstract class SgmcmcState : AlgorithmState
 {
@@ -136,12 +137,17 @@ internal static class SgmcmcStep
         randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);
 
     /// <summary>
-    /// <paramref name="scale"/> × standard normal noise shaped like <paramref name="spent"/>, written into that buffer when
-    /// it is contiguous (a gradient already used saves a parameter-sized allocation); a strided buffer (the gradient of a
-    /// transposed weight) would make the draw and the addition slow, so it gets a fresh one.
+    /// <paramref name="scale"/> × the step's standard normal noise for the leaf at <paramref name="offset"/>, shaped like
+    /// <paramref name="spent"/> and written into that buffer when it is contiguous (a gradient already used saves a
+    /// parameter-sized allocation); a strided buffer (the gradient of a transposed weight) would make the addition slow,
+    /// so it gets a fresh one.
     /// </summary>
-    public static Tensor ScaledNormalInto(Tensor spent, double scale, Generator generator) =>
-        spent.is_contiguous() ? spent.normal_(0, scale, generator) : Normal(spent, generator).mul_(scale);
+    public static Tensor ScaledNormalInto(Tensor spent, double scale, Rng rng, long seed, long step, int stream, long offset)
+    {
+        var into = spent.is_contiguous() ? spent : empty(spent.shape, dtype: spent.dtype, device: spent.device);
+        rng.NormalInto(into, seed, step, stream, offset);
+        return into.mul_(scale);
+    }
 
     /// <summary>
     /// sqrt(T ε (2c − T ε β)): the noise scale shared by SGLD (c = 1), SGHMC and SGNHT (c = α). Zero at T = 0 with no

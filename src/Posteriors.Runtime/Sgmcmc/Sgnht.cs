@@ -86,17 +86,17 @@ public sealed class Sgnht<TBatch> : SgmcmcSampler<SgnhtState, TBatch>
         var temperature = _temperature.At(step, "temperature");
         var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var generator = noise > 0 ? Rng.For(seed, step, chain.Params.Device, stream) : null;
         using (no_grad())
         {
             var kinetic = chain.Momenta.SumOf(m => m.square()) * (prec / chain.Momenta.NumberOfElements); // σ⁻² mean(m²), old m
             var decay = chain.Xi * (-lr * prec) + 1.0;                                                   // 1 − ε σ⁻² ζ, old ζ
-            for (var i = 0; i < grad.Count; i++)
+            long offset = 0;
+            for (var i = 0; i < grad.Count; offset += grad.Leaves[i].numel(), i++)
             {
-                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i];
+                Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                                      // θ' = θ + ε σ⁻² m
-                m.mul_(decay).add_(grad.Leaves[i], alpha: lr);                    // m' = m + ε g − ε σ⁻² ζ m
-                if (generator is not null) m.add_(SgmcmcStep.Normal(m, generator), alpha: noise);
+                m.mul_(decay).add_(g, alpha: lr);                                 // m' = m + ε g − ε σ⁻² ζ m
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));
             }
             chain.Xi.add_((kinetic - temperature) * lr);                          // ζ' = ζ + ε (σ⁻² mean(m²) − T)
         }

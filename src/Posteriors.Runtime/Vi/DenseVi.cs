@@ -69,7 +69,7 @@ public static class DenseVi
         {
             var xi = randn(mu.shape, dtype: mu.dtype, device: mu.device, generator: generator);
             var theta = mean.Unflatten(mu + l.mv(xi));
-            total = total + logPosterior(theta, batch).Value.reshape(Array.Empty<long>()) - temperature * LogQ(xi, l);
+            total = total + logPosterior(theta, batch).Differentiable("Dense VI").Value.reshape(Array.Empty<long>()) - temperature * LogQ(xi, l);
         }
         return (-total / samples).MoveToOuterDisposeScope();
     }

@@ -57,7 +57,7 @@ public static class DiagVi
         {
             var theta = DiagNormal.Sample(mean.Detach(), sd, generator);
             var logQ = DiagNormal.LogProb(theta, mean.Detach(), sd);
-            total = total + logPosterior(theta, batch).Value.reshape(Array.Empty<long>()) - temperature * logQ;
+            total = total + logPosterior(theta, batch).Differentiable("Diagonal VI").Value.reshape(Array.Empty<long>()) - temperature * logQ;
         }
         return (-total / samples).MoveToOuterDisposeScope();
     }

@@ -83,6 +83,22 @@ public class ContractTests
         Assert.That(Check.NonNegative(0, "alpha"), Is.EqualTo(0));
     }
 
+    [TestCase(ScalarType.Float32), TestCase(ScalarType.Float64)]
+    public void NonFiniteGradientEntriesAreFoundInTheVectorBodyAndTheTail(ScalarType dtype)
+    {
+        // 37 elements: two or four 512-bit vectors and a scalar tail; a huge finite value must not count.
+        foreach (var (at, bad) in new[] { (3, double.PositiveInfinity), (36, double.NaN), (20, double.NegativeInfinity) })
+        {
+            var g = full(37, 1e30, dtype: dtype);
+            g[at] = tensor(bad, dtype: dtype);
+            var tree = ParameterTree.From(("fine", full(37, 1e30, dtype: dtype)), ("bad", g));
+            var e = Assert.Throws<NonFiniteException>(() => NonFiniteException.ThrowIfNotFinite(4, tensor(0.0, dtype: dtype), tree));
+            Assert.That(e!.ParameterName, Is.EqualTo("bad"), $"{bad} at {at}");
+        }
+        Assert.DoesNotThrow(() => NonFiniteException.ThrowIfNotFinite(4, tensor(0.0, dtype: dtype),
+            ParameterTree.From(("fine", full(37, dtype == ScalarType.Float32 ? 3e38 : 1e308, dtype: dtype)))));
+    }
+
     [Test]
     public void RngStreamsAreReproduciblePerSeedAndStepAndDifferOtherwise()
     {

@@ -15,7 +15,9 @@ namespace Posteriors.Tests.Serialization;
 /// One small, deterministic state of every persistent kind, built through the public API (Init and two updates on a
 /// tiny Gaussian target). The files under Fixtures/ were written from these recipes by the library as it was when the
 /// format of each kind was introduced (<c>scripts/state-fixtures.sh</c>); the tests load them with the current library
-/// and compare every field with the recipe run again now.
+/// and compare every field with the recipe run again now. The SGLD, SGHMC, SGNHT and BAOA files (format version 1, unchanged)
+/// were rewritten when the samplers' step noise moved to the Philox generator: their values are the recipes' trajectories,
+/// which depend on the noise.
 /// </summary>
 internal static class StateFixtures
 {

@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
+
+namespace Posteriors.Benchmarks;
+
+/// <summary>
+/// A drift-free companion to BenchmarkDotNet: it runs the [Benchmark] methods of the chosen classes in rounds, every
+/// method once per round in a rotating order, and reports each method's ratio to the class's baseline within the same
+/// round. A VM whose speed drifts by tens of percent between runs (or during one) then moves baseline and method
+/// together, and the median ratio over the rounds stays put.
+/// </summary>
+/// <remarks><c>dotnet run -c Release --project benchmarks/Posteriors.Benchmarks -- interleaved [rounds] [class-name filter…]</c></remarks>
+internal static class Interleaved
+{
+    /// <summary>How long one method runs per round.</summary>
+    private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(150);
+
+    public static void Run(string[] args)
+    {
+        var rounds = args.Length > 0 && int.TryParse(args[0], out var r) ? r : 12;
+        var filters = args.SkipWhile(a => int.TryParse(a, out _)).ToArray();
+        var classes = typeof(Interleaved).Assembly.GetTypes()
+            .Where(t => t.GetMethods().Any(m => m.GetCustomAttribute<BenchmarkAttribute>()?.Baseline == true))
+            .Where(t => filters.Length == 0 || filters.Any(f => t.Name.Contains(f, StringComparison.OrdinalIgnoreCase)))
+            .OrderBy(t => t.Name);
+        Console.WriteLine($"load average at start: {LoadAverage()}");
+        foreach (var type in classes) RunClass(type, rounds);
+        Console.WriteLine($"load average at end: {LoadAverage()}");
+    }
+
+    private static void RunClass(Type type, int rounds)
+    {
+        var instance = Activator.CreateInstance(type)!;
+        Invoke<GlobalSetupAttribute>(type, instance);
+        var methods = type.GetMethods().Where(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null).ToArray();
+        var baseline = methods.Single(m => m.GetCustomAttribute<BenchmarkAttribute>()!.Baseline);
+        var actions = methods.Select(m => (Name: m.Name, Action: (Action)Delegate.CreateDelegate(typeof(Action), instance, m))).ToArray();
+        // Warm up (JIT tiers, allocator) and size each slice to about the same wall time.
+        var calls = actions.Select(a => Math.Max(1, (int)(Slice.TotalMilliseconds / Math.Max(1e-3, Time(a.Action, 3))))).ToArray();
+        var times = actions.Select(_ => new List<double>()).ToArray();
+        for (var round = 0; round < rounds; round++)
+            for (var j = 0; j < actions.Length; j++)
+            {
+                var i = (j + round) % actions.Length;
+                times[i].Add(Time(actions[i].Action, calls[i]));
+            }
+        var b = Array.FindIndex(actions, a => a.Name == baseline.Name);
+        Console.WriteLine($"\n{type.Name} ({rounds} rounds, baseline {baseline.Name})");
+        Console.WriteLine($"  {"method",-34} {"median ms",10} {"min ms",9} {"ratio",7} {"ratio range",15}");
+        for (var i = 0; i < actions.Length; i++)
+        {
+            var ratios = times[i].Zip(times[b], (t, s) => t / s).Order().ToArray();
+            Console.WriteLine($"  {actions[i].Name,-34} {Median(times[i]),10:F4} {times[i].Min(),9:F4} {Median(ratios),7:F3} {ratios[0],7:F3}–{ratios[^1],-7:F3}");
+        }
+        Invoke<GlobalCleanupAttribute>(type, instance);
+    }
+
+    /// <summary>Mean milliseconds per call over <paramref name="calls"/> calls.</summary>
+    private static double Time(Action action, int calls)
+    {
+        var watch = Stopwatch.StartNew();
+        for (var c = 0; c < calls; c++) action();
+        return watch.Elapsed.TotalMilliseconds / calls;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static void Invoke<TAttribute>(Type type, object instance) where TAttribute : Attribute
+    {
+        foreach (var m in type.GetMethods().Where(m => m.GetCustomAttribute<TAttribute>() is not null)) m.Invoke(instance, null);
+    }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "unknown";
+}
