@@ -37,7 +37,7 @@ public class CalibrationTests
     {
         var model = new GroupMeans { DatasetSize = 20 };
         var calibrated = SimulationBasedCalibration.Run<GroupMeans, (Tensor, Tensor)>(model,
-            Baoa<(Tensor, Tensor)>(model.LogPosterior, 20, _ => 0.5, burnIn: 20, thin: 10, draws: 9), Replications, seed: 1);
+            Baoa<(Tensor, Tensor)>(model.LogPosterior, 20, _ => 0.5, burnIn: 20, thin: 10, draws: 9), Replications, seed: 1, parallelism: 1);
         TestContext.Out.WriteLine(string.Join(", ", calibrated.Quantities.Select(q => $"{q.Name} p={q.PValue:F3}")));
         Assert.That(calibrated.Quantities.Select(q => q.Name), Is.EqualTo(new[] { "Mu", "Theta[0]", "Theta[1]", "Theta[2]", "Theta[3]" }));
         Assert.That(calibrated.AdjustedMinPValue, Is.GreaterThan(0.01));
@@ -46,7 +46,7 @@ public class CalibrationTests
         // around the prior, so the true values fall outside the draws far too often.
         LogPosterior<(Tensor, Tensor)> broken = (p, b) => model.LogLikelihoods(p, b).mean() + model.LogPrior(p);
         var miscalibrated = SimulationBasedCalibration.Run<GroupMeans, (Tensor, Tensor)>(model,
-            Baoa(broken, 20, _ => 0.5, burnIn: 20, thin: 10, draws: 9), Replications, seed: 1);
+            Baoa(broken, 20, _ => 0.5, burnIn: 20, thin: 10, draws: 9), Replications, seed: 1, parallelism: 1);
         TestContext.Out.WriteLine(string.Join(", ", miscalibrated.Quantities.Select(q => $"{q.Name} p={q.PValue:G3}")));
         Assert.That(miscalibrated.AdjustedMinPValue, Is.LessThan(1e-6));
     }
@@ -59,7 +59,7 @@ public class CalibrationTests
         var model = new EightSchoolsNonCentred { DatasetSize = 8 };
         var result = SimulationBasedCalibration.Run<EightSchoolsNonCentred, (Tensor, Tensor)>(model,
             Baoa<(Tensor, Tensor)>(model.LogPosterior, 8, start => Math.Min(0.5, 10 / Math.Exp(start["log_Tau"].item<double>())),
-                burnIn: 50, thin: 25, draws: 9, alpha: 0.05), Replications, seed: 2);
+                burnIn: 50, thin: 25, draws: 9, alpha: 0.05), Replications, seed: 2, parallelism: 1);
         TestContext.Out.WriteLine(string.Join(", ", result.Quantities.Select(q => $"{q.Name} p={q.PValue:F3}")));
         Assert.That(result.Quantities, Has.Count.EqualTo(10));
         Assert.That(result.AdjustedMinPValue, Is.GreaterThan(0.01));

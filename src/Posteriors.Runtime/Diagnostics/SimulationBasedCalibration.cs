@@ -34,15 +34,22 @@ public sealed record CalibrationResult(IReadOnlyList<RankStatistic> Quantities, 
 /// </summary>
 public static class SimulationBasedCalibration
 {
-    /// <summary>Runs <paramref name="replications"/> independent replications, in parallel on the CPU cores.</summary>
+    /// <summary>Runs <paramref name="replications"/> independent replications, in parallel on up to <paramref name="parallelism"/> threads.</summary>
+    /// <remarks>
+    /// The result does not depend on <paramref name="parallelism"/>. Several threads evaluating TorchSharp 0.107 models
+    /// at once have been seen to fail intermittently inside libtorch ("Unknown scalar type"); pass 1 for a run that
+    /// must not (the library's own tests do).
+    /// </remarks>
     /// <param name="model">The model: its prior draws and its simulator (<see cref="ISimulator{TBatch}"/>).</param>
     /// <param name="sample">The posterior sampler under test; it must return the same number L of draws every time.</param>
     /// <param name="replications">R (≥ 2 × bins).</param>
     /// <param name="seed">Replication r uses seeds derived from (seed, r), so results do not depend on scheduling.</param>
     /// <param name="bins">Rank bins for the χ² tests; L + 1 must be a multiple of it.</param>
+    /// <param name="parallelism">Replications run at once (null: one per CPU core).</param>
     /// <exception cref="ArgumentOutOfRangeException">A count is out of range.</exception>
     /// <exception cref="InvalidOperationException">The sampler returned a different number of draws, or L + 1 is not a multiple of <paramref name="bins"/>.</exception>
-    public static CalibrationResult Run<TModel, TBatch>(TModel model, PosteriorSampler<TBatch> sample, int replications, long seed, int bins = 10)
+    public static CalibrationResult Run<TModel, TBatch>(TModel model, PosteriorSampler<TBatch> sample, int replications, long seed, int bins = 10,
+        int? parallelism = null)
         where TModel : IModel<TBatch>, ISimulator<TBatch>
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -50,11 +57,13 @@ public static class SimulationBasedCalibration
         if (bins < 2) throw new ArgumentOutOfRangeException(nameof(bins), bins, "Need at least 2 bins.");
         if (replications < 2 * bins)
             throw new ArgumentOutOfRangeException(nameof(replications), replications, $"Need at least 2 × bins = {2 * bins} replications.");
+        if (parallelism is < 1)
+            throw new ArgumentOutOfRangeException(nameof(parallelism), parallelism, "Run at least one replication at a time.");
 
         var ranks = new double[replications][];
         var drawCounts = new int[replications];
         string[]? names = null;
-        Parallel.For(0, replications, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, r =>
+        Parallel.For(0, replications, new ParallelOptions { MaxDegreeOfParallelism = parallelism ?? Environment.ProcessorCount }, r =>
         {
             using var scope = NewDisposeScope();
             var generator = new Generator((ulong)(seed * 1_000_003 + r));
