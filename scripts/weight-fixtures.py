@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8"}
+DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
 FROM_NAME = {v: k for k, v in DTYPES.items()}
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "Posteriors.Runtime.Tests", "Serialization",
                    "Fixtures", "weights")
