@@ -17,7 +17,7 @@ public sealed record KfacLayer(string Name, bool IsConvolution, bool HasBias)
     public string Bias => Name.Length == 0 ? "bias" : Name + ".bias";
 
     /// <summary>The key of the layer in the factor trees (the module name; "." for a module that is itself the layer).</summary>
-    internal string Key => Name.Length == 0 ? "." : Name;
+    public string Key => Name.Length == 0 ? "." : Name;
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using Posteriors.Trees;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Posteriors.Laplace;
@@ -32,7 +33,7 @@ public static class MarginalLikelihood
     public static IReadOnlyList<Group> Groups(KfacLaplaceState state)
     {
         ArgumentNullException.ThrowIfNull(state);
-        return state.Layers.Select(l => new Group(l.Key, state.CurvatureEigenvalues(l).flatten(), state.WeightMatrix(l).square().sum().item<double>())).ToList();
+        return state.Layers.Select(l => new Group(l.Key, state.CurvatureEigenvalues(l).flatten(), state.WeightMatrix(l).square().sum().ToDouble())).ToList();
     }
 
     /// <summary>
@@ -46,7 +47,7 @@ public static class MarginalLikelihood
         {
             var names = g.ToList();
             var curvature = cat(names.Select(n => (state.Precision[n] - initPrecision).clamp_min(0).flatten()).ToArray());
-            var norm = names.Sum(n => state.Params[n].detach().square().sum().item<double>());
+            var norm = names.Sum(n => state.Params[n].detach().square().sum().ToDouble());
             return new Group(g.Key, curvature, norm);
         }).ToList();
     }
@@ -58,7 +59,7 @@ public static class MarginalLikelihood
         var p = state.Precision;
         var h = p - eye(p.shape[0], dtype: p.dtype, device: p.device) * initPrecision;
         var values = linalg.eigvalsh((h + h.t()) / 2).clamp_min(0);
-        return new[] { new Group("all", values, state.Params.Select(state.Subset).Flatten().square().sum().item<double>()) };
+        return new[] { new Group("all", values, state.Params.Select(state.Subset).Flatten().square().sum().ToDouble()) };
     }
 
     private static string LayerOf(string name) => name.LastIndexOf('.') is var i and > 0 ? name[..i] : name;
@@ -73,7 +74,7 @@ public static class MarginalLikelihood
         var delta = Expand(groups, priorPrecision, nameof(priorPrecision));
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        return LogEvidenceAt(groups, logLikelihood, tensor(delta.Select(d => Math.Log(d)).ToArray(), dtype: float64)).item<double>();
+        return LogEvidenceAt(groups, logLikelihood, tensor(delta.Select(d => Math.Log(d)).ToArray(), dtype: float64)).ToDouble();
     }
 
     private static Tensor LogEvidenceAt(IReadOnlyList<Group> groups, double logLikelihood, Tensor logDelta)
@@ -125,11 +126,11 @@ public static class MarginalLikelihood
                 v.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
                 var step = m / (1 - Math.Pow(beta1, t)) / ((v / (1 - Math.Pow(beta2, t))).sqrt() + eps) * lr;
                 rho.sub_(step);
-                if (step.abs().max().item<double>() < 1e-6) break;
+                if (step.abs().max().ToDouble() < 1e-6) break;
             }
         }
         var delta = rho.detach().exp();
-        var values = Enumerable.Range(0, groups.Count).Select(g => delta[perGroup ? g : 0].item<double>()).ToArray();
+        var values = Enumerable.Range(0, groups.Count).Select(g => delta[perGroup ? g : 0].ToDouble()).ToArray();
         return new Tuned(values, LogEvidence(groups, logLikelihood, (IReadOnlyList<double>)values), steps);
     }
 
