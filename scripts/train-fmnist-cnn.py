@@ -3,7 +3,7 @@
 (AdamW lr 1e-3 without weight decay on mean cross-entropy + ‖θ‖²/(2N), the N(0, 1) prior; batch 128; 10 epochs), and
 saves its state_dict: pretrained weights for `posteriors laplace --weights`.
 
-    python3 scripts/train-fmnist-cnn.py OUT.pt [--epochs 10] [--data /usr/share/datasets/fashion-mnist]
+    python3 scripts/train-fmnist-cnn.py OUT.pt [--epochs 10] [--train-size 60000] [--data /usr/share/datasets/fashion-mnist]
 
 Needs PyTorch (Debian: apt-get install python3-torch) and the data set (apt-get install dataset-fashion-mnist).
 """
@@ -43,10 +43,12 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--train-size", type=int, default=60000, help="the first N images of the training set")
     args = parser.parse_args()
     torch.manual_seed(0)
     x = idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).float().div(255).unsqueeze(1)
     y = idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).long()
+    x, y = x[:args.train_size], y[:args.train_size]
     xt = idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")).float().div(255).unsqueeze(1)
     yt = idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz")).long()
     model = SmallCnn()

@@ -57,7 +57,7 @@ internal static class LaplaceCommand
         CommonOptions.OneOf(tune, "ml-layer", "ml", "grid", "none");
         var curvature = new Option<string>("--curvature") { Description = "sampled (one label drawn from the model per image: one backward pass per batch; default) or exact (one backward pass per class).", DefaultValueFactory = _ => "sampled" };
         CommonOptions.OneOf(curvature, "sampled", "exact");
-        var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on. Default: all (512 with --tiny)." }, 1);
+        var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on: the first N (those a model trained on a prefix saw). Default: all (512 with --tiny)." }, 1);
         var testSize = CommonOptions.AtLeast(new Option<int?>("--test-size") { Description = "Test images. Default: all (256 with --tiny)." }, 1);
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
@@ -85,7 +85,7 @@ internal static class LaplaceCommand
         set_num_threads(common.Threads);
         var device = CommonOptions.ResolveDevice(common.Device);
         var (train, test) = StudyData.Load(new StudyOptions { Synthetic = s.Synthetic, DataFolder = common.Data, NoInstall = true, TrainSize = s.TrainSize ?? 60_000, TestSize = s.TestSize ?? 10_000 }, console);
-        if (s.TrainSize is { } n && n < train.Count) train = train.Subset(n, common.Seeds[0]);
+        if (s.TrainSize is { } n && n < train.Count) train = train.Take(n);   // the first n: the images a model trained on a prefix saw
         if (s.TestSize is { } m && m < test.Count) test = test.Subset(m, common.Seeds[0]);
         train = train.To(device);
         test = test.To(device);
