@@ -148,12 +148,21 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
         foreach (var layer in Layers)
         {
             using var scope = NewDisposeScope();
-            var a = FactorASum[layer.Key] / DataCount;
-            var (la, qa) = linalg.eigh((a + a.t()) / 2);
-            var (lg, qg) = linalg.eigh((FactorG[layer.Key] + FactorG[layer.Key].t()) / 2);
-            result[layer.Key] = (la.clamp_min(0).DetachFromDisposeScope(), qa.DetachFromDisposeScope(), lg.clamp_min(0).DetachFromDisposeScope(), qg.DetachFromDisposeScope());
+            var (la, qa) = SymmetricEigen(FactorASum[layer.Key] / DataCount, layer.Key, "A");
+            var (lg, qg) = SymmetricEigen(FactorG[layer.Key], layer.Key, "G");
+            result[layer.Key] = (la.DetachFromDisposeScope(), qa.DetachFromDisposeScope(), lg.DetachFromDisposeScope(), qg.DetachFromDisposeScope());
         }
         return _eigen = result;
+    }
+
+    // In float64 whatever the factors' dtype: single-precision eigh returned NaN for rank-deficient factors (a ReLU
+    // layer's input second moment over fewer data than its width).
+    private static (Tensor Values, Tensor Vectors) SymmetricEigen(Tensor m, string layer, string factor)
+    {
+        var (values, vectors) = linalg.eigh(((m + m.t()) / 2).to(ScalarType.Float64));
+        if (!isfinite(values).all().item<bool>() || !isfinite(vectors).all().item<bool>())
+            throw new NonFiniteException($"The eigendecomposition of factor {factor} of layer '{layer}' is not finite.", 0, null);
+        return (values.clamp_min(0).to(m.dtype), vectors.to(m.dtype));
     }
 
     /// <summary>The eigenvalues of a layer's curvature G ⊗ A, as the [out, in'] matrix λ_G λ_Aᵀ (without the prior).</summary>

@@ -75,4 +75,22 @@ public class LaplaceCliTests
         Assert.That(CommandLine.Run(new[] { "laplace", "--weights", weights, "--prior-precision", "0" }, TestConsole.Recorder().Console, error), Is.EqualTo(2));
         Assert.That(error.ToString(), Does.Contain("--prior-precision").And.Contain("0"));
     }
+
+    [Test]
+    public void TheStudyRunsTheKfacMethodsOnEveryLayer()
+    {
+        var (console, text) = TestConsole.Recorder();
+        var output = Path.Combine(_out, "study");
+        var code = CommandLine.Run(new[]
+        {
+            "--synthetic", "--methods", "map", "laplace-kfac-lin", "laplace-kfac-lin-ml", "--laplace-layers", "all", "--temperatures", "1",
+            "--epochs", "1", "--train-size", "256", "--test-size", "64", "--batch-size", "64", "--widths", "4,8,16", "--threads", "1", "-o", output,
+        }, console);
+        Assert.That(code, Is.EqualTo(0), text.ToString());
+        var csv = File.ReadAllLines(Path.Combine(output, "latest", "results.csv"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "map", "laplace-kfac-lin", "laplace-kfac-lin-ml" }));
+        foreach (var line in csv.Skip(1))
+            Assert.That(line.Split(',').Skip(4).Take(4).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)),
+                Has.All.Matches<double>(double.IsFinite), line);
+    }
 }
