@@ -61,15 +61,14 @@ public static class Kfac
         using (enable_grad())
         {
             var rotated = layers.ToDictionary(l => l.Key, _ => new Tensor[k]);
+            // Q_Gᵀ (Σ_l g_l a_lᵀ) Q_A = Σ_l (Q_Gᵀ g_l)(Q_Aᵀ a_l)ᵀ: rotating the patches and gradients first costs
+            // L·(in'² + out²) per datum instead of out·in'² (fc1 of the study's CNN: in' = 3,137).
+            var patches = layers.ToDictionary(l => l.Key, l => recorded[l.Key].Patches.matmul(eigen[l.Key].QA));
             for (long c = 0; c < k; c++)
             {
                 var grads = OutputGradients(recorded, layers, f.select(1, c).sum(), retain: c < k - 1);
                 foreach (var layer in layers)
-                {
-                    var (_, qa, _, qg) = eigen[layer.Key];
-                    var jacobian = einsum("blo,blj->boj", grads[layer.Key], recorded[layer.Key].Patches);   // [B, out, in']
-                    rotated[layer.Key][c] = qg.t().matmul(jacobian).matmul(qa);
-                }
+                    rotated[layer.Key][c] = einsum("blo,blj->boj", grads[layer.Key].matmul(eigen[layer.Key].QG), patches[layer.Key]);   // [B, out, in']
             }
             foreach (var layer in layers)
             {
