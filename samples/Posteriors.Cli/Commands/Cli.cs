@@ -34,6 +34,8 @@ public static class Cli
         regression.SetAction(_ => { NativeSetup.EnsureTorchLoaded(); return RegressionDemo.Run(); });
         root.Subcommands.Add(regression);
 
+        root.Subcommands.Add(LaplaceCommand.Create(console));
+
         var data = new Command("data", $"Shows where Fashion-MNIST is found, or how to install it ({FashionMnist.InstallCommand}).");
         data.SetAction(_ =>
         {
@@ -104,10 +106,10 @@ public static class Cli
         });
         var laplaceLayers = new Option<string>("--laplace-layers")
         {
-            Description = "Layers the Laplace methods cover: last (fc2, default; there the linearised predictive is exact) or dense (fc1 and fc2).",
+            Description = "Layers the Laplace methods cover: last (fc2, default; there the linearised predictive is exact), dense (fc1 and fc2) or all (the convolutions too).",
             DefaultValueFactory = _ => "last",
         };
-        CommonOptions.OneOf(laplaceLayers, "last", "dense");
+        CommonOptions.OneOf(laplaceLayers, "last", "dense", "all");
         foreach (var o in new Option[] { methods, temperatures, epochs, full, trainSize, testSize, batchSize, members, synthetic, noInstall, widths, sgdLr, laplaceLayers })
             command.Options.Add(o);
         var cluster = ClusterOption(command);

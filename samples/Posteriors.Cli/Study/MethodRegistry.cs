@@ -17,6 +17,8 @@ public static class MethodRegistry
         new DiagLaplaceMethod(ggn: false, linearised: true),
         new DiagLaplaceMethod(ggn: true, linearised: false),
         new DiagLaplaceMethod(ggn: true, linearised: true),
+        new KfacLaplaceMethod(tuned: false),
+        new KfacLaplaceMethod(tuned: true),
     };
 
     /// <summary>The methods of the quick (default) run.</summary>

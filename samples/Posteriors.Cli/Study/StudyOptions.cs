@@ -59,7 +59,7 @@ public sealed record StudyOptions
     /// <summary>Continue the latest run folder instead of starting a new one.</summary>
     public bool Resume { get; init; }
 
-    /// <summary>Layers the Laplace methods cover: "last" (fc2) or "dense" (fc1 and fc2).</summary>
+    /// <summary>Layers the Laplace methods cover: "last" (fc2), "dense" (fc1 and fc2) or "all" (the convolutions too).</summary>
     public string LaplaceLayers { get; init; } = "last";
 
     /// <summary>Learning rate η of the SGD that SGHMC reduces to at T = 0 (null = <see cref="Study.Methods.SghmcSettings.DefaultSgdLr"/>).</summary>
@@ -105,7 +105,7 @@ public sealed record StudyOptions
         Positive(Members, "--members");
         if (Threads < 1) throw new ArgumentException($"--threads must be a positive integer; got {Threads}.");
         if (SgdLr is { } lr && (!(lr > 0) || double.IsInfinity(lr))) throw new ArgumentException($"--sgd-lr must be positive and finite; got {lr}.");
-        if (LaplaceLayers is not ("last" or "dense")) throw new ArgumentException($"--laplace-layers must be 'last' or 'dense'; got '{LaplaceLayers}'.");
+        if (LaplaceLayers is not ("last" or "dense" or "all")) throw new ArgumentException($"--laplace-layers must be 'last', 'dense' or 'all'; got '{LaplaceLayers}'.");
         if (Seeds.Count == 0) throw new ArgumentException("--seeds needs at least one seed.");
         if (Widths is { } w && (w.C1 < 1 || w.C2 < 1 || w.Hidden < 1)) throw new ArgumentException($"--widths must be three positive integers; got {w.C1},{w.C2},{w.Hidden}.");
         foreach (var t in Temperatures)

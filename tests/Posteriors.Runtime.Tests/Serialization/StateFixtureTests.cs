@@ -25,6 +25,7 @@ public class StateFixtureTests
         [SglrwState.Kind] = Entry(StateFixtures.Sglrw),
         [DiagLaplaceState.Kind] = Entry(StateFixtures.DiagLaplace),
         [DenseLaplaceState.Kind] = Entry(StateFixtures.DenseLaplace),
+        [KfacLaplaceState.Kind] = Entry(StateFixtures.KfacLaplace),
         [DiagEkfState.Kind] = Entry(StateFixtures.DiagEkf),
         [DenseEkfState.Kind] = Entry(StateFixtures.DenseEkf),
         [DiagViState.Kind] = Entry(StateFixtures.DiagVi),

@@ -43,6 +43,17 @@ internal static class StateFixtures
 
     public static DiagLaplaceState DiagLaplace() { var t = Posteriors.Laplace.DiagFisher.Build(PerDatum, 0.5, subset: new[] { "w" }); return Run(t, t.Init(Start())); }
     public static DenseLaplaceState DenseLaplace() { var t = Posteriors.Laplace.DenseFisher.Build(PerDatum, 0.5); return Run(t, t.Init(Start())); }
+    public static KfacLaplaceState KfacLaplace()
+    {
+        var module = nn.Linear(2, 2, dtype: float64);
+        var model = new ForwardModel<int>((p, b) =>
+        {
+            var wrt = ModuleBinding.Bind(module, p);
+            return new ModelOutput(module.call(arange(2 * b, dtype: float64).reshape(b, 2) * 0.1), wrt);
+        }, b => arange(b) % 2, OutputLikelihood.Categorical);
+        var t = Posteriors.Laplace.Kfac.Build(model, module, 0.5);
+        return Run(t, t.Init(ParameterTree.From(("weight", tensor(new[,] { { 0.5, -0.25 }, { 2.0, 0.0 } }, dtype: float64)), ("bias", tensor(new[] { -1.5, 0.3 }, dtype: float64))), 7));
+    }
     public static DiagEkfState DiagEkf() { var t = Posteriors.Ekf.DiagEkf.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
     public static DenseEkfState DenseEkf() { var t = Posteriors.Ekf.DenseEkf.Build(PerDatum, 0.1, transitionSd: 0.1); return Run(t, t.Init(Start())); }
 
@@ -57,7 +68,7 @@ internal static class StateFixtures
     public static void WriteAll(string directory)
     {
         Write(directory, Sgld()); Write(directory, Sghmc()); Write(directory, Sgnht()); Write(directory, Baoa()); Write(directory, Sglrw());
-        Write(directory, DiagLaplace()); Write(directory, DenseLaplace()); Write(directory, DiagEkf()); Write(directory, DenseEkf());
+        Write(directory, DiagLaplace()); Write(directory, DenseLaplace()); Write(directory, KfacLaplace()); Write(directory, DiagEkf()); Write(directory, DenseEkf());
         Write(directory, DiagVi()); Write(directory, DenseVi()); Write(directory, TorchOptim()); Write(directory, Map()); Write(directory, LaplacePrior());
     }
 

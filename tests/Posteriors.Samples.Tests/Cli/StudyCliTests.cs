@@ -43,7 +43,7 @@ public class StudyCliTests
     [TestCase("--temperatures", "0", "--temperatures", "0")]
     [TestCase("--widths", "4,8", "--widths", "'4,8'")]
     [TestCase("--sgd-lr", "0", "--sgd-lr", "0")]
-    [TestCase("--laplace-layers", "all", "--laplace-layers", "'all'")]
+    [TestCase("--laplace-layers", "every", "--laplace-layers", "'every'")]
     [TestCase("--seeds", "1x", "--seeds", "'1x'")]
     [TestCase("--output", "/proc/posteriors-test", "--output", "'/proc/posteriors-test'")]
     [TestCase("--resume", null, "--resume", "no earlier run")]

@@ -18,9 +18,12 @@ namespace Posteriors.Cli.Study.Methods;
 public sealed class DiagLaplaceMethod : IStudyMethod
 {
     /// <summary>The parameters the approximation covers for <c>--laplace-layers</c> "last" and "dense".</summary>
-    public static string[] SubsetFor(string layers) => layers == "dense"
-        ? new[] { "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias" }
-        : new[] { "fc2.weight", "fc2.bias" };
+    public static string[] SubsetFor(string layers) => layers switch
+    {
+        "dense" => new[] { "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias" },
+        "all" => new[] { "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias" },
+        _ => new[] { "fc2.weight", "fc2.bias" },
+    };
 
     /// <summary>Most training examples the curvature is summed over (then scaled by N / n).</summary>
     public const int CurvatureExamples = 2048;

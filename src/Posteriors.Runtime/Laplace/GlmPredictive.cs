@@ -1,0 +1,66 @@
+using Posteriors.Curvature;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Posteriors.Laplace;
+
+/// <summary>
+/// Class probabilities from the linearised (GLM) predictive's Gaussian over the outputs, N(μ, Σ) per datum
+/// (docs/ALGORITHMS.md §4c): the probit approximation in closed form, or Monte Carlo over output draws.
+/// </summary>
+public static class GlmPredictive
+{
+    /// <summary>
+    /// The probit approximation. Bernoulli: p = σ(μ / √(1 + π σ²/8)) (exact for the probit link that matches the logistic's
+    /// slope at 0). Categorical: its multiclass extension that scales each logit by its own variance,
+    /// p ∝ exp(μ_k / √(1 + π Σ_kk / 8)), normalised (a softmax; correlations between logits are ignored).
+    /// </summary>
+    /// <param name="mean">μ: [B, K] (or [B] / [B, 1] for Bernoulli).</param>
+    /// <param name="covariance">Σ: [B, K, K].</param>
+    /// <param name="likelihood">Categorical or Bernoulli.</param>
+    /// <returns>Probabilities [B, K] (categorical) or [B] (Bernoulli: of the positive class).</returns>
+    /// <exception cref="ArgumentException">The shapes disagree, or the likelihood is not a classification one.</exception>
+    public static Tensor Probit(Tensor mean, Tensor covariance, OutputLikelihood likelihood)
+    {
+        var (mu, variance) = Check(mean, covariance, likelihood);
+        var scaled = mu / (1 + Math.PI / 8 * variance).sqrt();
+        return likelihood.Kind == OutputLikelihoodKind.Bernoulli ? scaled.squeeze(1).sigmoid() : scaled.softmax(1);
+    }
+
+    /// <summary>
+    /// Monte Carlo: the mean of softmax (or sigmoid) over <paramref name="samples"/> draws f = μ + L ξ, L L ᵀ = Σ (with a
+    /// 1e-6 jitter on the diagonal, relative to the largest variance).
+    /// </summary>
+    /// <param name="mean">μ: [B, K] (or [B] / [B, 1] for Bernoulli).</param>
+    /// <param name="covariance">Σ: [B, K, K].</param>
+    /// <param name="likelihood">Categorical or Bernoulli.</param>
+    /// <param name="samples">Number of draws.</param>
+    /// <param name="generator">The draws' generator.</param>
+    public static Tensor MonteCarlo(Tensor mean, Tensor covariance, OutputLikelihood likelihood, long samples, Generator? generator = null)
+    {
+        if (samples <= 0) throw new ArgumentOutOfRangeException(nameof(samples), samples, "The number of draws must be positive.");
+        var (mu, variance) = Check(mean, covariance, likelihood);
+        using var scope = NewDisposeScope();
+        var k = mu.shape[1];
+        var jitter = variance.max().clamp_min(1e-12) * 1e-6;
+        var l = linalg.cholesky(covariance + eye(k, dtype: mu.dtype, device: mu.device) * jitter);
+        var xi = randn(new[] { samples, mu.shape[0], k, 1 }, dtype: mu.dtype, device: mu.device, generator: generator);
+        var f = mu.unsqueeze(0) + Checked.MatMul(l.unsqueeze(0), xi).squeeze(-1);
+        var p = likelihood.Kind == OutputLikelihoodKind.Bernoulli ? f.squeeze(2).sigmoid() : f.softmax(2);
+        return p.mean(new long[] { 0 }).MoveToOuterDisposeScope();
+    }
+
+    private static (Tensor Mean, Tensor Variance) Check(Tensor mean, Tensor covariance, OutputLikelihood likelihood)
+    {
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(covariance);
+        ArgumentNullException.ThrowIfNull(likelihood);
+        if (likelihood.Kind == OutputLikelihoodKind.Normal)
+            throw new ArgumentException("The probit approximation is for classification (Categorical or Bernoulli) likelihoods; a Normal one's predictive is N(μ, Σ + σ²I) itself.", nameof(likelihood));
+        var mu = OutputLikelihood.AsMatrix(mean);
+        var (b, k) = (mu.shape[0], mu.shape[1]);
+        if (!covariance.shape.SequenceEqual(new[] { b, k, k }))
+            throw new ArgumentException($"The covariance has shape [{string.Join(", ", covariance.shape)}]; the mean's [{b}, {k}] needs [{b}, {k}, {k}].", nameof(covariance));
+        return (mu, covariance.diagonal(0, 1, 2));
+    }
+}

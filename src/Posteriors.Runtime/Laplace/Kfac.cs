@@ -1,0 +1,322 @@
+using Posteriors.Curvature;
+using Posteriors.Trees;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Posteriors.Laplace;
+
+/// <summary>
+/// Laplace approximation with a Kronecker-factored (KFAC) GGN precision for the Linear and Conv2d layers of a module
+/// (docs/ALGORITHMS.md §4a). One forward pass records every layer's input; backward passes from the outputs, one per
+/// column of the output Hessian's factor (or one with a label sampled from the model), record the gradient at every
+/// layer's output; each layer's factors are the second moments of the two. Only the likelihood enters the factors;
+/// the prior precision δ is kept per layer and added at use, so it can be tuned afterwards.
+/// </summary>
+public static class Kfac
+{
+    /// <summary>Builds the transform.</summary>
+    /// <param name="model">The forward pass (through <paramref name="module"/>, bound with <see cref="ModuleBinding.Bind"/>) and its outer likelihood.</param>
+    /// <param name="module">The module the forward evaluates; its Linear and Conv2d layers are found by name.</param>
+    /// <param name="priorPrecision">The prior precision δ of every layer (positive).</param>
+    /// <param name="layers">Module names of the layers to cover (null: every Linear and Conv2d layer with a trainable weight).</param>
+    /// <param name="sampled">Draw one label per datum from the model instead of summing every column of the output Hessian's factor: one backward pass per batch instead of K, the same curvature in expectation.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="priorPrecision"/> is not positive.</exception>
+    /// <exception cref="ArgumentException">A layer name is not a Linear or Conv2d layer of the module, or a convolution is grouped or not zero-padded.</exception>
+    public static Kfac<TBatch> Build<TBatch>(IForwardModel<TBatch> model, nn.Module module, double priorPrecision = 1,
+        IEnumerable<string>? layers = null, bool sampled = false)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (!(priorPrecision > 0) || double.IsInfinity(priorPrecision))
+            throw new ArgumentOutOfRangeException(nameof(priorPrecision), priorPrecision, "The prior precision must be positive and finite.");
+        return new Kfac<TBatch>(model, module, priorPrecision, FindLayers(module, layers), sampled);
+    }
+
+    /// <summary>Draws from the approximation; see <see cref="KfacLaplaceState.Sample"/>.</summary>
+    public static ParameterTree Sample(KfacLaplaceState state, long count, long seed = 0, double temperature = 1) =>
+        (state ?? throw new ArgumentNullException(nameof(state))).Sample(count, seed, temperature);
+
+    /// <summary>
+    /// The linearised (GLM) predictive's mean [B, K] and covariance [B, K, K] of the outputs under the KFAC posterior:
+    /// Jᵢ (G ⊗ A + δ I)⁻¹ Jᵢᵀ · T summed over layers, computed in the factors' eigenbases (the Jacobian of output k with
+    /// respect to a layer's weight matrix is Σ_positions g aᵀ; no [P, P] matrix is formed).
+    /// </summary>
+    /// <param name="state">The fitted state.</param>
+    /// <param name="forward">Outputs for the inputs at given parameters, evaluated through <paramref name="module"/>.</param>
+    /// <param name="module">The module the state was fitted through.</param>
+    /// <param name="temperature">T (1: the Bayesian posterior).</param>
+    public static (Tensor Mean, Tensor Covariance) LinearisedPredictive(KfacLaplaceState state, Func<ParameterTree, ModelOutput> forward,
+        nn.Module module, double temperature = 1)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(forward);
+        Check.NonNegative(temperature, nameof(temperature));
+        var eigen = state.Eigen();
+        using var scope = NewDisposeScope();
+        var layers = state.Layers;
+        var (outputs, recorded) = Record(module, layers, () => forward(state.Params).Outputs);
+        var f = OutputLikelihood.AsMatrix(outputs);
+        var (b, k) = (f.shape[0], f.shape[1]);
+        var covariance = zeros(new[] { b, k, k }, dtype: f.dtype, device: f.device);
+        using (enable_grad())
+        {
+            var rotated = layers.ToDictionary(l => l.Key, _ => new Tensor[k]);
+            // Q_Gᵀ (Σ_l g_l a_lᵀ) Q_A = Σ_l (Q_Gᵀ g_l)(Q_Aᵀ a_l)ᵀ: rotating the patches and gradients first costs
+            // L·(in'² + out²) per datum instead of out·in'² (fc1 of the study's CNN: in' = 3,137).
+            var patches = layers.ToDictionary(l => l.Key, l => recorded[l.Key].Patches.matmul(eigen[l.Key].QA));
+            for (long c = 0; c < k; c++)
+            {
+                var grads = OutputGradients(recorded, layers, f.select(1, c).sum(), retain: c < k - 1);
+                foreach (var layer in layers)
+                    rotated[layer.Key][c] = einsum("blo,blj->boj", grads[layer.Key].matmul(eigen[layer.Key].QG), patches[layer.Key]);   // [B, out, in']
+            }
+            foreach (var layer in layers)
+            {
+                var j = stack(rotated[layer.Key], 1).flatten(2);                                          // [B, K, out·in']
+                var inverse = (state.CurvatureEigenvalues(layer) + state.PriorPrecision[layer.Key]).reciprocal().flatten();
+                covariance += (j * inverse).bmm(j.transpose(1, 2)) * temperature;
+            }
+        }
+        return (f.detach().MoveToOuterDisposeScope(), covariance.detach().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The Linear/Conv2d layers of <paramref name="module"/> named in <paramref name="names"/> (all when null), in module order.</summary>
+    internal static IReadOnlyList<KfacLayer> FindLayers(nn.Module module, IEnumerable<string>? names)
+    {
+        var all = Modules(module).Where(m => m.Module is Linear or Conv2d).ToList();
+        var wanted = names?.ToList();
+        if (wanted is not null)
+        {
+            var unknown = wanted.Where(n => all.All(m => m.Name != n)).ToList();
+            if (unknown.Count > 0)
+                throw new ArgumentException(
+                    $"{string.Join(", ", unknown.Select(n => $"'{n}'"))} is not a Linear or Conv2d layer of the module; it has: {string.Join(", ", all.Select(m => m.Name))}.", nameof(names));
+            if (wanted.Count == 0) throw new ArgumentException("The layer list is empty; pass null for every layer.", nameof(names));
+        }
+        var layers = new List<KfacLayer>();
+        foreach (var (name, m) in all)
+        {
+            if (wanted is not null && !wanted.Contains(name)) continue;
+            if (m is Conv2d conv)
+            {
+                if (conv.groups != 1) throw new ArgumentException($"Conv2d layer '{name}' has {conv.groups} groups; KFAC supports ungrouped convolutions.", nameof(names));
+                if (conv.padding_mode != PaddingModes.Zeros) throw new ArgumentException($"Conv2d layer '{name}' pads with {conv.padding_mode}; KFAC supports zero padding.", nameof(names));
+                layers.Add(new KfacLayer(name, true, conv.bias is not null));
+            }
+            else
+            {
+                var linear = (Linear)m;
+                if (wanted is null && !linear.weight!.requires_grad) continue;
+                layers.Add(new KfacLayer(name, false, linear.bias is not null));
+            }
+        }
+        if (layers.Count == 0) throw new ArgumentException("The module has no Linear or Conv2d layer to cover.", nameof(module));
+        return layers;
+    }
+
+    private static IEnumerable<(string Name, nn.Module Module)> Modules(nn.Module module) =>
+        new[] { ("", module) }.Concat(module.named_modules().Select(m => (m.name, m.module)));
+
+    /// <summary>What a layer saw in one forward pass: its input patches [B, L, in'] (1 appended for the bias) and its raw outputs.</summary>
+    internal sealed record Recorded(Tensor Patches, List<Tensor> Outputs, long Positions);
+
+    /// <summary>Runs <paramref name="forward"/> with hooks on the layers and returns its outputs and what each layer saw.</summary>
+    internal static (Tensor Outputs, Dictionary<string, Recorded> Layers) Record(nn.Module module, IReadOnlyList<KfacLayer> layers, Func<Tensor> forward)
+    {
+        var byName = Modules(module).ToDictionary(m => m.Name, m => m.Module);
+        var calls = new Dictionary<string, List<(Tensor Input, Tensor Output)>>();
+        var removers = new List<Action>();
+        Tensor outputs;
+        try
+        {
+            foreach (var layer in layers)
+            {
+                if (!byName.TryGetValue(layer.Name, out var m) || m is not nn.Module<Tensor, Tensor> hooked)
+                    throw new ArgumentException($"The module has no layer '{layer.Name}'.", nameof(module));
+                var list = new List<(Tensor, Tensor)>();
+                calls[layer.Key] = list;
+                // New handles to the same native tensors: containers such as Sequential dispose their intermediates.
+                var handle = hooked.register_forward_hook((_, input, output) => { list.Add((input.alias(), output.alias())); return output; });
+                removers.Add(handle.remove);
+            }
+            using (enable_grad()) outputs = forward();
+        }
+        finally
+        {
+            foreach (var remove in removers) remove();
+        }
+        var b = OutputLikelihood.AsMatrix(outputs).shape[0];
+        var recorded = new Dictionary<string, Recorded>();
+        foreach (var layer in layers)
+        {
+            var list = calls[layer.Key];
+            if (list.Count == 0) throw new InvalidOperationException($"Layer '{layer.Key}' did not run in the forward pass: the forward must evaluate through the module.");
+            var patches = list.Select(call => Patches((nn.Module)byName[layer.Name], layer, call.Input.detach(), b)).ToArray();
+            var p = patches.Length == 1 ? patches[0] : cat(patches, 1);
+            recorded[layer.Key] = new Recorded(p, list.Select(c => c.Output).ToList(), p.shape[1]);
+        }
+        return (outputs, recorded);
+    }
+
+    private static Tensor Patches(nn.Module m, KfacLayer layer, Tensor input, long b)
+    {
+        Tensor a;
+        if (m is Conv2d conv)
+        {
+            var padding = conv.padding ?? SamePadding(conv, layer);
+            a = nn.functional.unfold(input, (conv.kernel_size[0], conv.kernel_size[1]), (conv.dilation[0], conv.dilation[1]),
+                (padding[0], padding[1]), (conv.stride[0], conv.stride[1])).transpose(1, 2);      // [B, L, C·kh·kw]
+        }
+        else
+        {
+            a = input.reshape(b, -1, input.shape[^1]);
+        }
+        return layer.HasBias ? cat(new[] { a, ones(a.shape[0], a.shape[1], 1, dtype: a.dtype, device: a.device) }, 2) : a;
+    }
+
+    private static long[] SamePadding(Conv2d conv, KfacLayer layer)
+    {
+        var total = conv.dilation.Zip(conv.kernel_size, (d, k) => d * (k - 1)).ToArray();
+        if (total.Any(t => t % 2 != 0))
+            throw new ArgumentException($"Conv2d layer '{layer.Key}' pads 'same' unevenly; KFAC supports symmetric padding.");
+        return total.Select(t => t / 2).ToArray();
+    }
+
+    /// <summary>The gradient of <paramref name="scalar"/> at every layer's outputs, as [B, L, out] per layer.</summary>
+    internal static Dictionary<string, Tensor> OutputGradients(Dictionary<string, Recorded> recorded, IReadOnlyList<KfacLayer> layers, Tensor scalar, bool retain)
+    {
+        var outputs = layers.SelectMany(l => recorded[l.Key].Outputs).ToArray();
+        var grads = autograd.grad(new[] { scalar }, outputs, retain_graph: retain, allow_unused: true);
+        var result = new Dictionary<string, Tensor>();
+        var i = 0;
+        foreach (var layer in layers)
+        {
+            var parts = new List<Tensor>();
+            foreach (var output in recorded[layer.Key].Outputs)
+            {
+                var g = grads[i++];
+                g = g is null || g.IsInvalid ? zeros_like(output) : g.detach();
+                // Conv2d outputs are [B, out, H, W]: positions are the pixels; Linear outputs [B, ..., out].
+                parts.Add(layer.IsConvolution ? g.flatten(2).transpose(1, 2) : g.reshape(g.shape[0], -1, g.shape[^1]));
+            }
+            result[layer.Key] = parts.Count == 1 ? parts[0] : cat(parts.ToArray(), 1);
+        }
+        return result;
+    }
+}
+
+/// <summary>The KFAC Laplace transform. See <see cref="Kfac"/>.</summary>
+public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
+{
+    private readonly IForwardModel<TBatch> _model;
+    private readonly nn.Module _module;
+    private readonly double _priorPrecision;
+    private readonly IReadOnlyList<KfacLayer> _layers;
+    private readonly bool _sampled;
+
+    internal Kfac(IForwardModel<TBatch> model, nn.Module module, double priorPrecision, IReadOnlyList<KfacLayer> layers, bool sampled)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        _module = module;
+        _priorPrecision = priorPrecision;
+        _layers = layers;
+        _sampled = sampled;
+    }
+
+    /// <summary>The layers the approximation covers.</summary>
+    public IReadOnlyList<KfacLayer> Layers => _layers;
+
+    /// <inheritdoc />
+    /// <exception cref="ArgumentException">A layer's weight or bias is not in <paramref name="parameters"/>.</exception>
+    public KfacLaplaceState Init(ParameterTree parameters, long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        foreach (var layer in _layers)
+            foreach (var name in layer.HasBias ? new[] { layer.Weight, layer.Bias } : new[] { layer.Weight })
+                if (!parameters.Contains(name))
+                    throw new ArgumentException($"Layer '{layer.Key}' needs parameter '{name}', which the tree lacks; it has: {string.Join(", ", parameters.Names)}.", nameof(parameters));
+        using var scope = NewDisposeScope();
+        var state = KfacLaplaceState.New(parameters, _layers, _sampled, _priorPrecision, seed);
+        state.Fields.Set("factor_a", state.FactorASum.DetachFromDisposeScope());
+        state.Fields.Set("factor_g", state.FactorG.DetachFromDisposeScope());
+        state.Fields.Set("prior_precision", state.PriorPrecision.DetachFromDisposeScope());
+        state.Fields.Set("log_likelihood", state.LogLikelihoodSum.DetachFromDisposeScope());
+        return state;
+    }
+
+    /// <summary>Adds the batch's Kronecker factors (A: Σᵢ mean over positions of a aᵀ; G: Σᵢ Σ_c Σ_positions g gᵀ).</summary>
+    public KfacLaplaceState Update(KfacLaplaceState state, TBatch batch, bool inplace = false)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        LaplaceCore.EnsureMethod("Kfac", state.Method);
+        using var scope = NewDisposeScope();
+        var (outputs, recorded) = Kfac.Record(_module, _layers, () =>
+        {
+            var output = _model.Forward(state.Params, batch);
+            return output.Outputs;
+        });
+        var f = OutputLikelihood.AsMatrix(outputs);
+        var b = f.shape[0];
+        Tensor logLikelihood;
+        using (no_grad()) logLikelihood = _model.Likelihood.LogProb(f.detach(), _model.Targets(batch)).detach();
+        var columns = _sampled ? SampledCotangent(f.detach(), state) : _model.Likelihood.HessianFactor(f.detach());   // [B, K, C]
+        var incrementA = new Dictionary<string, Tensor>();
+        var incrementG = _layers.ToDictionary(l => l.Key, l => zeros_like(state.FactorG[l.Key]));
+        foreach (var layer in _layers)
+        {
+            var r = recorded[layer.Key];
+            var a = r.Patches.reshape(-1, r.Patches.shape[2]);
+            incrementA[layer.Key] = a.t().mm(a) / r.Positions;
+        }
+        var c = columns.shape[2];
+        using (enable_grad())
+        {
+            for (long j = 0; j < c; j++)
+            {
+                var grads = Kfac.OutputGradients(recorded, _layers, (f * columns.select(2, j)).sum(), retain: j < c - 1);
+                foreach (var layer in _layers)
+                {
+                    var g = grads[layer.Key].reshape(-1, grads[layer.Key].shape[2]);
+                    incrementG[layer.Key].add_(g.t().mm(g));
+                }
+            }
+        }
+        var value = logLikelihood.mean();
+        NonFiniteException.ThrowIfNotFinite(state.Step, value, new ParameterTree(incrementG.Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value))));
+        var next = AlgorithmState.Target(state, inplace);
+        using (no_grad())
+        {
+            foreach (var layer in _layers)
+            {
+                next.FactorASum[layer.Key].add_(incrementA[layer.Key]);
+                next.FactorG[layer.Key].add_(incrementG[layer.Key]);
+            }
+            next.LogLikelihoodSum.add_(logLikelihood.sum());
+        }
+        next.DataCount += b;
+        next.Invalidate();
+        return AlgorithmState.Finish(next, value, f.detach());
+    }
+
+    /// <summary>One column per datum whose outer product has the output Hessian as its expectation: the gradient of log p(ỹ | f) at a label ỹ drawn from the model.</summary>
+    private Tensor SampledCotangent(Tensor f, KfacLaplaceState state)
+    {
+        var generator = new Rng().For(state.Seed, state.Step, f.device);
+        switch (_model.Likelihood.Kind)
+        {
+            case OutputLikelihoodKind.Categorical:
+            {
+                var p = f.softmax(1);
+                var y = multinomial(p, 1, generator: generator).squeeze(1);
+                return (nn.functional.one_hot(y, f.shape[1]).to(f.dtype) - p).unsqueeze(2);
+            }
+            case OutputLikelihoodKind.Bernoulli:
+            {
+                var p = f.sigmoid();
+                return (bernoulli(p, generator: generator) - p).unsqueeze(2);
+            }
+            default:
+                return (randn(f.shape, dtype: f.dtype, device: f.device, generator: generator) / _model.Likelihood.Sigma).unsqueeze(2);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using static TorchSharp.torch;
+
+namespace Posteriors.Laplace;
+
+/// <summary>One layer a KFAC Laplace approximation covers.</summary>
+/// <param name="Name">The layer's module name (its parameters are <c>Name.weight</c> and, if <paramref name="HasBias"/>, <c>Name.bias</c>).</param>
+/// <param name="IsConvolution">A Conv2d layer (otherwise Linear).</param>
+/// <param name="HasBias">Whether the layer has a bias (it becomes the last column of the layer's weight matrix).</param>
+public sealed record KfacLayer(string Name, bool IsConvolution, bool HasBias)
+{
+    /// <summary>The name of the layer's weight.</summary>
+    public string Weight => Name.Length == 0 ? "weight" : Name + ".weight";
+
+    /// <summary>The name of the layer's bias.</summary>
+    public string Bias => Name.Length == 0 ? "bias" : Name + ".bias";
+
+    /// <summary>The key of the layer in the factor trees (the module name; "." for a module that is itself the layer).</summary>
+    public string Key => Name.Length == 0 ? "." : Name;
+}
+
+/// <summary>
+/// The state of a KFAC Laplace approximation (docs/ALGORITHMS.md §4a): the mode, and per layer the Kronecker factors
+/// A (mean over data of the layer's input second moment) and G (sum over data of the output-gradient second moment),
+/// so that the layer's precision is G ⊗ A + δ I with δ the layer's prior precision.
+/// </summary>
+public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLaplaceState>
+{
+    private Dictionary<string, (Tensor LambdaA, Tensor QA, Tensor LambdaG, Tensor QG)>? _eigen;
+
+    private KfacLaplaceState(StateRecord fields) : base(fields) { }
+
+    internal static KfacLaplaceState New(ParameterTree parameters, IReadOnlyList<KfacLayer> layers, bool sampled, double priorPrecision, long seed)
+    {
+        var fields = NewFields(Kind, KindVersion, parameters);
+        fields.Set("method", "Kfac");
+        fields.Set("curvature", sampled ? "sampled" : "exact");
+        fields.Set("layers", string.Join("\n", layers.Select(l => $"{l.Key}\t{(l.IsConvolution ? "conv2d" : "linear")}\t{(l.HasBias ? "bias" : "")}")));
+        fields.Set("factor_a", new ParameterTree(layers.Select(l => new KeyValuePair<string, Tensor>(l.Key, ZerosSquare(parameters, l, InputSize(parameters, l))))));
+        fields.Set("factor_g", new ParameterTree(layers.Select(l => new KeyValuePair<string, Tensor>(l.Key, ZerosSquare(parameters, l, parameters[l.Weight].shape[0])))));
+        fields.Set("prior_precision", new ParameterTree(layers.Select(l => new KeyValuePair<string, Tensor>(l.Key,
+            tensor(priorPrecision, dtype: parameters.ScalarType, device: parameters.Device)))));
+        fields.Set("count", 0L);
+        fields.Set("log_likelihood", zeros(Array.Empty<long>(), dtype: parameters.ScalarType, device: parameters.Device));
+        fields.Set(SeedField, seed);
+        return new KfacLaplaceState(fields);
+    }
+
+    private static Tensor ZerosSquare(ParameterTree parameters, KfacLayer layer, long n) =>
+        zeros(new[] { n, n }, dtype: parameters[layer.Weight].dtype, device: parameters[layer.Weight].device);
+
+    /// <summary>The columns of a layer's weight matrix [out, in·kh·kw (+1 for the bias)].</summary>
+    internal static long InputSize(ParameterTree parameters, KfacLayer layer) =>
+        parameters[layer.Weight].numel() / parameters[layer.Weight].shape[0] + (layer.HasBias ? 1 : 0);
+
+    private protected override AlgorithmState Create(StateRecord fields) => new KfacLaplaceState(fields);
+
+    /// <inheritdoc />
+    public static string Kind => "KfacLaplace";
+
+    /// <inheritdoc />
+    public static int KindVersion => 1;
+
+    /// <inheritdoc />
+    public static KfacLaplaceState ReadFrom(StateRecord record) =>
+        new(Checked(record, ("method", typeof(string)), ("curvature", typeof(string)), ("layers", typeof(string)), ("factor_a", typeof(ParameterTree)),
+            ("factor_g", typeof(ParameterTree)), ("prior_precision", typeof(ParameterTree)), ("count", typeof(long)), ("log_likelihood", typeof(Tensor)),
+            (SeedField, typeof(long))));
+
+    /// <summary>"Kfac".</summary>
+    public string Method => Fields.GetString("method");
+
+    /// <summary>"exact" (every column of the output Hessian's factor) or "sampled" (one label drawn from the model per datum).</summary>
+    public string Curvature => Fields.GetString("curvature");
+
+    /// <summary>The layers covered, in the module's order.</summary>
+    public IReadOnlyList<KfacLayer> Layers => Fields.GetString("layers").Split('\n').Select(line =>
+    {
+        var parts = line.Split('\t');
+        return new KfacLayer(parts[0] == "." ? "" : parts[0], parts[1] == "conv2d", parts[2] == "bias");
+    }).ToList();
+
+    /// <summary>The names of the parameters the approximation covers (weights and biases of <see cref="Layers"/>), in the tree's order.</summary>
+    public IReadOnlyList<string> Subset
+    {
+        get
+        {
+            var names = Layers.SelectMany(l => l.HasBias ? new[] { l.Weight, l.Bias } : new[] { l.Weight }).ToHashSet();
+            return Params.Names.Where(names.Contains).ToList();
+        }
+    }
+
+    /// <summary>Σ over data of Σ over positions of a aᵀ / positions (a the layer's input patch, 1 appended for the bias), per layer key.</summary>
+    public ParameterTree FactorASum => Fields.GetTree("factor_a");
+
+    /// <summary>Σ over data and output-Hessian columns of Σ over positions of g gᵀ (g the gradient at the layer's output), per layer key.</summary>
+    public ParameterTree FactorG => Fields.GetTree("factor_g");
+
+    /// <summary>The prior precision δ of each layer (0-d tensors keyed like the factors).</summary>
+    public ParameterTree PriorPrecision => Fields.GetTree("prior_precision");
+
+    /// <summary>How many data the factors have seen (N when fitted on the whole training set).</summary>
+    public long DataCount
+    {
+        get => Fields.GetLong("count");
+        internal set => Fields.Set("count", value);
+    }
+
+    /// <summary>Σ over the data seen of log p(yᵢ | f(xᵢ; θ̂)).</summary>
+    public Tensor LogLikelihoodSum => Fields.GetTensor("log_likelihood");
+
+    /// <summary>The seed of the sampled curvature.</summary>
+    public long Seed => Fields.GetLong(SeedField);
+
+    /// <summary>
+    /// Sets every layer's prior precision to <paramref name="priorPrecision"/> (or, with <paramref name="perLayer"/>, each
+    /// layer's to its own value, in <see cref="Layers"/>' order), e.g. after <see cref="MarginalLikelihood.Tune"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is not positive and finite (the message names the layer).</exception>
+    public void SetPriorPrecision(double priorPrecision, IReadOnlyList<double>? perLayer = null)
+    {
+        var layers = Layers;
+        if (perLayer is not null && perLayer.Count != layers.Count)
+            throw new ArgumentException($"{perLayer.Count} prior precisions for {layers.Count} layers.", nameof(perLayer));
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var value = perLayer?[i] ?? priorPrecision;
+            if (!(value > 0) || double.IsInfinity(value))
+                throw new ArgumentOutOfRangeException(perLayer is null ? nameof(priorPrecision) : nameof(perLayer), value,
+                    $"The prior precision of layer '{layers[i].Key}' must be positive and finite.");
+            using (no_grad()) PriorPrecision[layers[i].Key].fill_(value);
+        }
+    }
+
+    /// <summary>Drops the cached eigendecompositions (after the factors change).</summary>
+    internal void Invalidate() => _eigen = null;
+
+    /// <summary>
+    /// Per layer: the eigenvalues and eigenvectors of A = <see cref="FactorASum"/> / <see cref="DataCount"/> and of
+    /// <see cref="FactorG"/> (cached until the next update; eigenvalues below 0 from round-off are raised to 0).
+    /// </summary>
+    public IReadOnlyDictionary<string, (Tensor LambdaA, Tensor QA, Tensor LambdaG, Tensor QG)> Eigen()
+    {
+        if (_eigen is not null) return _eigen;
+        if (DataCount == 0) throw new InvalidOperationException("The KFAC factors have seen no data: call Update first.");
+        var result = new Dictionary<string, (Tensor, Tensor, Tensor, Tensor)>();
+        foreach (var layer in Layers)
+        {
+            using var scope = NewDisposeScope();
+            var (la, qa) = SymmetricEigen(FactorASum[layer.Key] / DataCount, layer.Key, "A");
+            var (lg, qg) = SymmetricEigen(FactorG[layer.Key], layer.Key, "G");
+            result[layer.Key] = (la.DetachFromDisposeScope(), qa.DetachFromDisposeScope(), lg.DetachFromDisposeScope(), qg.DetachFromDisposeScope());
+        }
+        return _eigen = result;
+    }
+
+    // In float64 whatever the factors' dtype: single-precision eigh returned NaN for rank-deficient factors (a ReLU
+    // layer's input second moment over fewer data than its width).
+    private static (Tensor Values, Tensor Vectors) SymmetricEigen(Tensor m, string layer, string factor)
+    {
+        var (values, vectors) = linalg.eigh(((m + m.t()) / 2).to(ScalarType.Float64));
+        if (!isfinite(values).all().item<bool>() || !isfinite(vectors).all().item<bool>())
+            throw new NonFiniteException($"The eigendecomposition of factor {factor} of layer '{layer}' is not finite.", 0, null);
+        return (values.clamp_min(0).to(m.dtype), vectors.to(m.dtype));
+    }
+
+    /// <summary>The eigenvalues of a layer's curvature G ⊗ A, as the [out, in'] matrix λ_G λ_Aᵀ (without the prior).</summary>
+    public Tensor CurvatureEigenvalues(KfacLayer layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var (la, _, lg, _) = Eigen()[layer.Key];
+        return lg.unsqueeze(1) * la.unsqueeze(0);
+    }
+
+    /// <summary>The layer's weight matrix [out, in'] of the mode (bias as the last column).</summary>
+    internal Tensor WeightMatrix(KfacLayer layer)
+    {
+        var w = Params[layer.Weight].detach();
+        var matrix = w.reshape(w.shape[0], -1);
+        return layer.HasBias ? cat(new[] { matrix, Params[layer.Bias].detach().unsqueeze(1) }, 1) : matrix;
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> draws θ ~ N(θ̂, T · (G ⊗ A + δ I)⁻¹) layer by layer: with A = Q_A Λ_A Q_Aᵀ and
+    /// G = Q_G Λ_G Q_Gᵀ a draw of a layer's weight matrix is θ̂ + √T · Q_G (Z ⊘ √(λ_G λ_Aᵀ + δ)) Q_Aᵀ, Z standard normal.
+    /// Every leaf of the full tree gets a leading dimension <paramref name="count"/>; leaves outside the layers repeat the mode.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A hyperparameter is out of range.</exception>
+    public ParameterTree Sample(long count, long seed = 0, double temperature = 1)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "The number of draws must be positive.");
+        Check.NonNegative(temperature, nameof(temperature));
+        using var scope = NewDisposeScope();
+        var generator = new Rng().For(seed, 0, Params.Device);
+        var draws = new List<KeyValuePair<string, Tensor>>();
+        foreach (var layer in Layers)
+        {
+            var (la, qa, lg, qg) = Eigen()[layer.Key];
+            var mode = WeightMatrix(layer);
+            var sd = (CurvatureEigenvalues(layer) + PriorPrecision[layer.Key]).rsqrt() * Math.Sqrt(temperature);
+            var z = randn(new[] { count }.Concat(mode.shape).ToArray(), dtype: mode.dtype, device: mode.device, generator: generator);
+            var matrix = mode.unsqueeze(0) + qg.matmul(z * sd).matmul(qa.t());   // [count, out, in']
+            var w = Params[layer.Weight];
+            var columns = w.numel() / w.shape[0];
+            draws.Add(new(layer.Weight, matrix.narrow(2, 0, columns).reshape(new[] { count }.Concat(w.shape).ToArray())));
+            if (layer.HasBias) draws.Add(new(layer.Bias, matrix.select(2, columns)));
+        }
+        return DiagLaplaceState.Expand(Params, count).Insert(new ParameterTree(draws)).Map(t => t.contiguous()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The KFAC precision as a dense [P, P] matrix over <see cref="Subset"/> flattened in the tree's order (block-diagonal
+    /// over layers; for comparison with the dense GGN on small models — it has P² entries).
+    /// </summary>
+    public Tensor DensePrecision()
+    {
+        using var scope = NewDisposeScope();
+        var subset = Params.Select(Subset);
+        var offsets = subset.Layout.ToDictionary(s => s.Name, s => s.Offset);
+        var p = subset.NumberOfElements;
+        var dense = zeros(new[] { p, p }, dtype: subset.ScalarType, device: subset.Device);
+        foreach (var layer in Layers)
+        {
+            var a = FactorASum[layer.Key] / DataCount;
+            var g = FactorG[layer.Key];
+            var block = (g.unsqueeze(1).unsqueeze(3) * a.unsqueeze(0).unsqueeze(2)).reshape(g.shape[0] * a.shape[0], -1);   // G ⊗ A
+            var rows = Params[layer.Weight].shape[0];
+            var columns = Params[layer.Weight].numel() / rows;
+            // Entry (o, j) of the weight matrix is element o·columns + j of the weight, or element o of the bias (j = columns).
+            var index = new long[rows * (columns + (layer.HasBias ? 1 : 0))];
+            var k = 0;
+            for (long o = 0; o < rows; o++)
+            {
+                for (long j = 0; j < columns; j++) index[k++] = offsets[layer.Weight] + o * columns + j;
+                if (layer.HasBias) index[k++] = offsets[layer.Bias] + o;
+            }
+            var idx = tensor(index, device: dense.device);
+            var blockWithPrior = block + eye(block.shape[0], dtype: block.dtype, device: block.device) * PriorPrecision[layer.Key];
+            dense.index_put_(blockWithPrior, idx.unsqueeze(1), idx.unsqueeze(0));
+        }
+        return dense.MoveToOuterDisposeScope();
+    }
+}

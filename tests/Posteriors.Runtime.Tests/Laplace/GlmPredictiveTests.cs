@@ -1,0 +1,52 @@
+using Posteriors.Curvature;
+using Posteriors.Laplace;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Posteriors.Tests.Laplace;
+
+public class GlmPredictiveTests
+{
+    [Test]
+    public void WithoutVarianceBothAreTheSoftmaxAndSigmoid()
+    {
+        var mu = tensor(new[] { 1.0, -2.0, 0.5, 3.0, 0.0, -1.0 }, dtype: float64).reshape(2, 3);
+        var cov = zeros(2, 3, 3, dtype: float64);
+        TensorAssert.Close(GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical), mu.softmax(1), 1e-12, 1e-12);
+        TensorAssert.Close(GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Categorical, 10, new Generator(1)), mu.softmax(1), 1e-5, 1e-6);
+        var b = tensor(new[] { 0.3, -1.2 }, dtype: float64);
+        TensorAssert.Close(GlmPredictive.Probit(b, zeros(2, 1, 1, dtype: float64), OutputLikelihood.Bernoulli), b.sigmoid(), 1e-12, 1e-12);
+    }
+
+    [Test]
+    public void TheBinaryProbitApproximationIsWithinTwoPercentOfTheIntegral()
+    {
+        // E[σ(f)], f ~ N(μ, s²), by Monte Carlo with 400,000 draws (standard error < 0.001).
+        var mu = tensor(new[] { -3.0, -1.0, 0.0, 0.5, 2.0, 4.0 }, dtype: float64);
+        var variance = tensor(new[] { 4.0, 1.0, 9.0, 0.25, 16.0, 2.0 }, dtype: float64);
+        var cov = variance.reshape(6, 1, 1);
+        var probit = GlmPredictive.Probit(mu, cov, OutputLikelihood.Bernoulli);
+        var mc = GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Bernoulli, 400_000, new Generator(2));
+        Assert.That((probit - mc).abs().max().item<double>(), Is.LessThan(0.02));
+        // The variance pulls every probability towards ½, more with more variance.
+        Assert.That(((probit - 0.5).abs() <= (mu.sigmoid() - 0.5).abs() + 1e-12).all().item<bool>());
+    }
+
+    [Test]
+    public void TheMulticlassProbitTracksMonteCarloAndShapesAreChecked()
+    {
+        var g = new Generator(3);
+        var mu = randn(new long[] { 8, 4 }, dtype: float64, generator: g) * 2;
+        // Independent logits with variances in [0.2, 1.2], the case the approximation is built for (it ignores correlations).
+        var cov = diag_embed(rand(new long[] { 8, 4 }, dtype: float64, generator: g) + 0.2);
+        var probit = GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical);
+        var mc = GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Categorical, 200_000, new Generator(4));
+        TensorAssert.Close(probit.sum(1), ones(8, dtype: float64), 1e-12, 1e-12);
+                var error = (probit - mc).abs().max().item<double>();
+        TestContext.Out.WriteLine($"multiclass probit vs Monte Carlo: largest probability error {error:F4}");
+        Assert.That(error, Is.LessThan(0.05));
+        Assert.That(Assert.Throws<ArgumentException>(() => GlmPredictive.Probit(mu, cov.narrow(1, 0, 3), OutputLikelihood.Categorical))!.Message,
+            Does.Contain("[8, 3, 4]").And.Contain("[8, 4, 4]"));
+        Assert.Throws<ArgumentException>(() => GlmPredictive.Probit(mu, cov, OutputLikelihood.Normal(1)));
+    }
+}

@@ -1,0 +1,96 @@
+using System.Text.Json;
+using Posteriors.Models;
+using Posteriors.Serialization;
+using Posteriors.Trees;
+using CommandLine = Posteriors.Cli.Commands.Cli;
+
+namespace Posteriors.Samples.Tests.Cli;
+
+/// <summary>`posteriors laplace`: pretrained weights in, metrics and a posterior Python can read out; bad weights refused.</summary>
+[NonParallelizable]
+public class LaplaceCliTests
+{
+    private string _out = null!;
+
+    [SetUp]
+    public void CreateOutput() => _out = Path.Combine(Path.GetTempPath(), "posteriors-laplace-" + Guid.NewGuid().ToString("N"));
+
+    [TearDown]
+    public void DeleteOutput()
+    {
+        if (Directory.Exists(_out)) Directory.Delete(_out, recursive: true);
+    }
+
+    private string Weights(int hidden)
+    {
+        Directory.CreateDirectory(_out);
+        TorchSharp.torch.manual_seed(1);
+        using var model = new SmallCnn(10, 4, 8, hidden);
+        var path = Path.Combine(_out, $"cnn-{hidden}.safetensors");
+        WeightsFile.Save(path, ParameterTree.FromModule(model));
+        return path;
+    }
+
+    [TestCase("ml-layer")]
+    [TestCase("grid")]
+    public void FitsTunesEvaluatesAndWritesMetricsAndThePosterior(string tune)
+    {
+        var weights = Weights(16);
+        var (console, text) = TestConsole.Recorder();
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune", tune, "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(0), error + text.ToString());
+        var run = new DirectoryInfo(Path.Combine(_out, "runs", "latest")).ResolveLinkTarget(true)!.FullName;
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
+        var results = metrics.RootElement.GetProperty("results").EnumerateArray().ToList();
+        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[] { "map", "laplace-kfac" }));
+        Assert.That(results.All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
+        Assert.That(metrics.RootElement.GetProperty("synthetic").GetBoolean());
+        var deltas = metrics.RootElement.GetProperty("prior_precision").EnumerateObject().Select(p => p.Value.GetDouble()).ToList();
+        Assert.That(deltas, Has.Count.EqualTo(4).And.All.GreaterThan(0));
+        var posterior = WeightsFile.Load(Path.Combine(run, "posterior.safetensors"));
+        Assert.That(posterior.Names, Does.Contain("mean/fc2.weight").And.Contain("kfac/conv1/A").And.Contain("kfac/fc1/G").And.Contain("prior_precision/fc2"));
+        Assert.That(posterior["samples/fc2.weight"].shape, Is.EqualTo(new long[] { 10, 10, 16 }));
+        Assert.That(text.ToString(), Does.Contain("SYNTHETIC"));
+    }
+
+    [Test]
+    public void WeightsOfAnotherArchitectureOrACorruptFileAreOneLineNamingTheTensor()
+    {
+        var weights = Weights(32);
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("--weights").And.Contain("'fc1.weight' is [32, 392] in the file but [16, 392] in the model"));
+        Assert.That(Directory.Exists(Path.Combine(_out, "runs")), Is.False, "no run folder was made");
+
+        var corrupt = Path.Combine(_out, "corrupt.safetensors");
+        File.WriteAllBytes(corrupt, File.ReadAllBytes(weights)[..100]);
+        error = new StringWriter();
+        args[2] = corrupt;
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("not a valid safetensors file"));
+
+        error = new StringWriter();
+        Assert.That(CommandLine.Run(new[] { "laplace", "--weights", weights, "--prior-precision", "0" }, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("--prior-precision").And.Contain("0"));
+    }
+
+    [Test]
+    public void TheStudyRunsTheKfacMethodsOnEveryLayer()
+    {
+        var (console, text) = TestConsole.Recorder();
+        var output = Path.Combine(_out, "study");
+        var code = CommandLine.Run(new[]
+        {
+            "--synthetic", "--methods", "map", "laplace-kfac-lin", "laplace-kfac-lin-ml", "--laplace-layers", "all", "--temperatures", "1",
+            "--epochs", "1", "--train-size", "256", "--test-size", "64", "--batch-size", "64", "--widths", "4,8,16", "--threads", "1", "-o", output,
+        }, console);
+        Assert.That(code, Is.EqualTo(0), text.ToString());
+        var csv = File.ReadAllLines(Path.Combine(output, "latest", "results.csv"));
+        Assert.That(csv.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "map", "laplace-kfac-lin", "laplace-kfac-lin-ml" }));
+        foreach (var line in csv.Skip(1))
+            Assert.That(line.Split(',').Skip(4).Take(4).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)),
+                Has.All.Matches<double>(double.IsFinite), line);
+    }
+}
