@@ -72,16 +72,6 @@ public partial class DocumentationSnippetTests
         }
     }
 
-    private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
-    {
-        var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
-            .ToList();
-        paths.Add(typeof(Posteriors.Modeling.ModelAttribute).Assembly.Location);
-        paths.Add(typeof(TorchSharp.torch).Assembly.Location);
-        return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
-    });
-
     /// <summary>The global usings of the console template (ImplicitUsings=enable).</summary>
     private const string ImplicitUsings = """
         global using global::System;
@@ -100,7 +90,7 @@ public partial class DocumentationSnippetTests
         var program = snippet.GetRoot().DescendantNodes().OfType<GlobalStatementSyntax>().Any();
         var compilation = CSharpCompilation.Create("Snippet" + Guid.NewGuid().ToString("N"),
             new[] { snippet, CSharpSyntaxTree.ParseText(ImplicitUsings, options, path: "GlobalUsings.g.cs") },
-            References.Value,
+            Posteriors.Testing.RuntimeReferences.All,
             new CSharpCompilationOptions(program ? OutputKind.ConsoleApplication : OutputKind.DynamicallyLinkedLibrary,
                 nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: false));
         CSharpGeneratorDriver.Create(new[] { new ModelGenerator().AsSourceGenerator() }, parseOptions: options)
