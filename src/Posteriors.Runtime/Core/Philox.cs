@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -16,8 +17,10 @@ namespace Posteriors;
 /// consecutive blocks form a group whose 32 words are laid out word-major (word r of block l at 8r + l), which is how
 /// eight blocks come out of one pass over 512-bit vectors. A float32 group gives 32 normals: words 0–15 are the radii'
 /// uniforms, words 16–31 the angles', and pair i gives normal i (cosine) and normal 16 + i (sine). A float64 group gives
-/// 16 normals from 53-bit uniforms (words 0–7 high and 8–15 low for the radii, 16–23 and 24–31 for the angles). The
-/// arithmetic is the same at every vector width, so the draws do not depend on the machine's SIMD width either.
+/// 16 normals from 53-bit uniforms (words 0–7 high and 8–15 low for the radii, 16–23 and 24–31 for the angles).
+/// Machines with AVX-512 take 512-bit vectors, machines with AVX2 256-bit ones, others one lane at a time; the words are
+/// integers and the float32 transform performs the same IEEE operations in the same order at every width (no fused
+/// multiply–adds), so the draws do not depend on the machine's SIMD width.
 /// </remarks>
 [SkipLocalsInit]
 internal static class Philox
@@ -48,12 +51,14 @@ internal static class Philox
     public static void Group(ulong key, long step, long group, Span<uint> words) => Groups(key, step, group, 1, words);
 
     /// <summary>Groups <paramref name="group"/> … <paramref name="group"/> + <paramref name="count"/> − 1 (at most four), 32 words each.</summary>
-    /// <remarks>A Philox round is a chain of dependent multiplications; four groups side by side keep the vector units busy.</remarks>
     private static void Groups(ulong key, long step, long group, int count, Span<uint> words)
     {
-        uint k0 = (uint)key, k1 = (uint)(key >> 32), s0 = (uint)(ulong)step, s1 = (uint)((ulong)step >> 32);
-        if (!Vector512.IsHardwareAccelerated)
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Groups512(key, step, group, count, words);
+        else if (Vector256.IsHardwareAccelerated && Avx2.IsSupported)
+            for (var j = 0; j < count; j++) Group256(key, step, group + j, words.Slice(32 * j, 32));
+        else
         {
+            uint k0 = (uint)key, k1 = (uint)(key >> 32), s0 = (uint)(ulong)step, s1 = (uint)((ulong)step >> 32);
             for (var l = 0; l < 8 * count; l++)
             {
                 var block = (ulong)group * 8 + (ulong)l;
@@ -61,32 +66,37 @@ internal static class Philox
                 var at = l / 8 * 32 + l % 8;
                 (words[at], words[at + 8], words[at + 16], words[at + 24]) = (x0, x1, x2, x3);
             }
-            return;
         }
-        // Four groups at a time, in separate registers (a struct of vectors would be spilled to the stack).
-        var low = Vector512.Create(0xFFFFFFFFUL);
-        Vector512<ulong> m0 = Vector512.Create((ulong)M0), m1 = Vector512.Create((ulong)M1);
-        Vector512<ulong> step0 = Vector512.Create((ulong)s0), step1 = Vector512.Create((ulong)s1);
+    }
+
+    /// <summary>Four groups side by side, one block per 64-bit lane.</summary>
+    /// <remarks>
+    /// A Philox round is a chain of dependent multiplications; four independent chains keep the vector units busy. The
+    /// chains are separate locals: a struct of vectors would be spilled to the stack.
+    /// </remarks>
+    private static void Groups512(ulong key, long step, long group, int count, Span<uint> words)
+    {
+        Vector512<ulong> step0 = Vector512.Create((ulong)(uint)step), step1 = Vector512.Create((ulong)step >> 32);
         var blocks = Vector512.Create((ulong)group * 8) + Vector512.Create(0UL, 1, 2, 3, 4, 5, 6, 7);
         var eight = Vector512.Create(8UL);
-        Vector512<ulong> a0 = blocks & low, a1 = blocks >>> 32, a2 = step0, a3 = step1;
+        Vector512<ulong> a0 = blocks, a1 = blocks >>> 32, a2 = step0, a3 = step1;
         blocks += eight;
-        Vector512<ulong> b0 = blocks & low, b1 = blocks >>> 32, b2 = step0, b3 = step1;
+        Vector512<ulong> b0 = blocks, b1 = blocks >>> 32, b2 = step0, b3 = step1;
         blocks += eight;
-        Vector512<ulong> c0 = blocks & low, c1 = blocks >>> 32, c2 = step0, c3 = step1;
+        Vector512<ulong> c0 = blocks, c1 = blocks >>> 32, c2 = step0, c3 = step1;
         blocks += eight;
-        Vector512<ulong> d0 = blocks & low, d1 = blocks >>> 32, d2 = step0, d3 = step1;
-        for (var round = 0; round < Rounds; round++)
-        {
-            if (round > 0) { k0 += W0; k1 += W1; }
-            Vector512<ulong> key0 = Vector512.Create((ulong)k0), key1 = Vector512.Create((ulong)k1);
-            Vector512<ulong> pa0 = Multiply(m0, a0), pa1 = Multiply(m1, a2), pb0 = Multiply(m0, b0), pb1 = Multiply(m1, b2);
-            Vector512<ulong> pc0 = Multiply(m0, c0), pc1 = Multiply(m1, c2), pd0 = Multiply(m0, d0), pd1 = Multiply(m1, d2);
-            (a0, a1, a2, a3) = ((pa1 >>> 32) ^ a1 ^ key0, pa1 & low, (pa0 >>> 32) ^ a3 ^ key1, pa0 & low);
-            (b0, b1, b2, b3) = ((pb1 >>> 32) ^ b1 ^ key0, pb1 & low, (pb0 >>> 32) ^ b3 ^ key1, pb0 & low);
-            (c0, c1, c2, c3) = ((pc1 >>> 32) ^ c1 ^ key0, pc1 & low, (pc0 >>> 32) ^ c3 ^ key1, pc0 & low);
-            (d0, d1, d2, d3) = ((pd1 >>> 32) ^ d1 ^ key0, pd1 & low, (pd0 >>> 32) ^ d3 ^ key1, pd0 & low);
-        }
+        Vector512<ulong> d0 = blocks, d1 = blocks >>> 32, d2 = step0, d3 = step1;
+        // Unrolled: in a loop every word would have to return to its register at the back edge, a move per word per round.
+        Round(key, 0, ref a0, ref a1, ref a2, ref a3); Round(key, 0, ref b0, ref b1, ref b2, ref b3); Round(key, 0, ref c0, ref c1, ref c2, ref c3); Round(key, 0, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 1, ref a0, ref a1, ref a2, ref a3); Round(key, 1, ref b0, ref b1, ref b2, ref b3); Round(key, 1, ref c0, ref c1, ref c2, ref c3); Round(key, 1, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 2, ref a0, ref a1, ref a2, ref a3); Round(key, 2, ref b0, ref b1, ref b2, ref b3); Round(key, 2, ref c0, ref c1, ref c2, ref c3); Round(key, 2, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 3, ref a0, ref a1, ref a2, ref a3); Round(key, 3, ref b0, ref b1, ref b2, ref b3); Round(key, 3, ref c0, ref c1, ref c2, ref c3); Round(key, 3, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 4, ref a0, ref a1, ref a2, ref a3); Round(key, 4, ref b0, ref b1, ref b2, ref b3); Round(key, 4, ref c0, ref c1, ref c2, ref c3); Round(key, 4, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 5, ref a0, ref a1, ref a2, ref a3); Round(key, 5, ref b0, ref b1, ref b2, ref b3); Round(key, 5, ref c0, ref c1, ref c2, ref c3); Round(key, 5, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 6, ref a0, ref a1, ref a2, ref a3); Round(key, 6, ref b0, ref b1, ref b2, ref b3); Round(key, 6, ref c0, ref c1, ref c2, ref c3); Round(key, 6, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 7, ref a0, ref a1, ref a2, ref a3); Round(key, 7, ref b0, ref b1, ref b2, ref b3); Round(key, 7, ref c0, ref c1, ref c2, ref c3); Round(key, 7, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 8, ref a0, ref a1, ref a2, ref a3); Round(key, 8, ref b0, ref b1, ref b2, ref b3); Round(key, 8, ref c0, ref c1, ref c2, ref c3); Round(key, 8, ref d0, ref d1, ref d2, ref d3);
+        Round(key, 9, ref a0, ref a1, ref a2, ref a3); Round(key, 9, ref b0, ref b1, ref b2, ref b3); Round(key, 9, ref c0, ref c1, ref c2, ref c3); Round(key, 9, ref d0, ref d1, ref d2, ref d3);
         // Every group is computed (the unused ones cost little); only the requested ones are stored.
         Vector512.Narrow(a0, a1).CopyTo(words);
         Vector512.Narrow(a2, a3).CopyTo(words[16..]);
@@ -101,9 +111,52 @@ internal static class Philox
         Vector512.Narrow(d2, d3).CopyTo(words[112..]);
     }
 
+    /// <summary>One group as two chains of four blocks (AVX2 has half the lanes and, without AVX-512, half the registers).</summary>
+    internal static void Group256(ulong key, long step, long group, Span<uint> words)
+    {
+        Vector256<ulong> step0 = Vector256.Create((ulong)(uint)step), step1 = Vector256.Create((ulong)step >> 32);
+        var blocks = Vector256.Create((ulong)group * 8) + Vector256.Create(0UL, 1, 2, 3);
+        Vector256<ulong> a0 = blocks, a1 = blocks >>> 32, a2 = step0, a3 = step1;
+        blocks += Vector256.Create(4UL);
+        Vector256<ulong> b0 = blocks, b1 = blocks >>> 32, b2 = step0, b3 = step1;
+        for (var round = 0; round < Rounds; round++)
+        {
+            Round(key, round, ref a0, ref a1, ref a2, ref a3);
+            Round(key, round, ref b0, ref b1, ref b2, ref b3);
+        }
+        Vector256.Narrow(a0, b0).CopyTo(words);
+        Vector256.Narrow(a1, b1).CopyTo(words[8..]);
+        Vector256.Narrow(a2, b2).CopyTo(words[16..]);
+        Vector256.Narrow(a3, b3).CopyTo(words[24..]);
+    }
+
+    /// <summary>
+    /// Round <paramref name="round"/> on a vector of blocks, each word in the low half of a 64-bit lane. Only low halves are
+    /// ever read — by the 32×32→64 multiplication and, at the end, by narrowing — so whatever the products and exclusive-ors
+    /// leave in the high halves needs no masking.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Multiply(Vector512<ulong> a, Vector512<ulong> b) =>
-        Avx512F.IsSupported ? Avx512F.Multiply(a.AsUInt32(), b.AsUInt32()) : a * b;
+    private static void Round(ulong key, int round, ref Vector512<ulong> x0, ref Vector512<ulong> x1, ref Vector512<ulong> x2, ref Vector512<ulong> x3)
+    {
+        var p0 = Avx512F.Multiply(x0.AsUInt32(), Vector512.Create((ulong)M0).AsUInt32());
+        var p1 = Avx512F.Multiply(x2.AsUInt32(), Vector512.Create((ulong)M1).AsUInt32());
+        x0 = (p1 >>> 32) ^ x1 ^ Vector512.Create((ulong)((uint)key + (uint)round * W0));
+        x1 = p1;
+        x2 = (p0 >>> 32) ^ x3 ^ Vector512.Create((ulong)((uint)(key >> 32) + (uint)round * W1));
+        x3 = p0;
+    }
+
+    /// <inheritdoc cref="Round(ulong, int, ref Vector512{ulong}, ref Vector512{ulong}, ref Vector512{ulong}, ref Vector512{ulong})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Round(ulong key, int round, ref Vector256<ulong> x0, ref Vector256<ulong> x1, ref Vector256<ulong> x2, ref Vector256<ulong> x3)
+    {
+        var p0 = Avx2.Multiply(x0.AsUInt32(), Vector256.Create((ulong)M0).AsUInt32());
+        var p1 = Avx2.Multiply(x2.AsUInt32(), Vector256.Create((ulong)M1).AsUInt32());
+        x0 = (p1 >>> 32) ^ x1 ^ Vector256.Create((ulong)((uint)key + (uint)round * W0));
+        x1 = p1;
+        x2 = (p0 >>> 32) ^ x3 ^ Vector256.Create((ulong)((uint)(key >> 32) + (uint)round * W1));
+        x3 = p0;
+    }
 
     /// <summary>Standard normals number <paramref name="start"/>, <paramref name="start"/> + 1, … of (<paramref name="key"/>, <paramref name="step"/>) into <paramref name="destination"/>.</summary>
     public static void Normals(ulong key, long step, long start, Span<float> destination) => Normals<float>(key, step, start, destination);
@@ -141,56 +194,197 @@ internal static class Philox
     private static void BoxMuller<T>(ReadOnlySpan<uint> words, Span<T> normals) where T : unmanaged
     {
         if (typeof(T) == typeof(double)) BoxMuller(words, MemoryMarshal.Cast<T, double>(normals));
-        else BoxMuller(words, MemoryMarshal.Cast<T, float>(normals));
+        else if (Vector512.IsHardwareAccelerated) BoxMuller<Single512, Words512>(words, MemoryMarshal.Cast<T, float>(normals));
+        else if (Vector256.IsHardwareAccelerated) BoxMuller<Single256, Words256>(words, MemoryMarshal.Cast<T, float>(normals));
+        else BoxMuller<Single1, Words1>(words, MemoryMarshal.Cast<T, float>(normals));
     }
 
-    private static void BoxMuller(ReadOnlySpan<uint> words, Span<float> normals)
+    /// <summary>
+    /// The float32 Box–Muller transform of a group, <typeparamref name="TSingle"/>'s width at a time. Every width performs
+    /// the same IEEE operations in the same order (no fused multiply–adds), so the normals are bit-identical whether a
+    /// machine takes the 512-bit, the 256-bit or the scalar path.
+    /// </summary>
+    internal static void BoxMuller<TSingle, TWords>(ReadOnlySpan<uint> words, Span<float> normals)
+        where TSingle : ISingleLanes<TSingle, TWords>
+        where TWords : IWordLanes<TWords>
     {
-        // 24-bit uniforms. The radius' is offset by half a step, so it lies in (0, 1) and its log is finite. The angle's
-        // top two bits pick the quadrant and the other 22 the angle within it, so no range reduction is needed.
-        var u = (Vector512.ConvertToSingle((Load(words, 0) >>> 8).AsInt32()) + Vector512.Create(0.5f)) * Vector512.Create(1f / (1 << 24));
-        var radius = Vector512.Sqrt(LogOfUnit(u) * -2f);
-        var angle = Load(words, 16) >>> 8;
-        var quadrant = angle >>> 22;
-        // a − π/4 with a ∈ [0, π/2): sin a = (sin b + cos b)/√2, cos a = (cos b − sin b)/√2 with b ∈ [−π/4, π/4).
-        var b = Vector512.ConvertToSingle((angle & Vector512.Create(0x3FFFFFu)).AsInt32()) * Vector512.Create(MathF.PI / 2 / (1 << 22)) - Vector512.Create(MathF.PI / 4);
-        var z = b * b;
-        var sinB = ((Vector512.Create(-1.9515295891E-4f) * z + Vector512.Create(8.3321608736E-3f)) * z - Vector512.Create(1.6666654611E-1f)) * z * b + b;
-        var cosB = ((Vector512.Create(2.443315711809948E-5f) * z - Vector512.Create(1.388731625493765E-3f)) * z + Vector512.Create(4.166664568298827E-2f)) * z * z
-            - z * 0.5f + Vector512<float>.One;
-        var sinA = (sinB + cosB) * (1 / MathF.Sqrt(2));
-        var cosA = (cosB - sinB) * (1 / MathF.Sqrt(2));
-        // Rotate by quadrant·π/2: odd quadrants swap sine and cosine; the sine is negative in quadrants 2–3, the cosine in 1–2.
-        var swap = Vector512.Equals(quadrant & Vector512<uint>.One, Vector512<uint>.One).AsSingle();
-        var sin = Vector512.ConditionalSelect(swap, cosA, sinA).AsUInt32() ^ ((quadrant & Vector512.Create(2u)) << 30);
-        var cos = Vector512.ConditionalSelect(swap, sinA, cosA).AsUInt32() ^ (((quadrant ^ (quadrant >>> 1)) & Vector512<uint>.One) << 31);
-        (radius * cos.AsSingle()).CopyTo(normals);
-        (radius * sin.AsSingle()).CopyTo(normals[16..]);
+        for (var i = 0; i < 16; i += TSingle.Count)
+        {
+            // 24-bit uniforms. The radius' is offset by half a step, (2k + 1)/2²⁵, so it lies in (0, 1) and its log is
+            // finite. The angle's top two bits pick the quadrant and the next 22 the angle within it, so no range
+            // reduction is needed.
+            var u = TSingle.Convert((TWords.Load(words, i) >>> 7) | TWords.Word(1)) * TSingle.Float(1f / (1 << 25));
+            var radius = TSingle.Sqrt(LogOfUnit<TSingle, TWords>(u) * TSingle.Float(-2f));
+            var angle = TWords.Load(words, 16 + i);
+            var quadrant = angle >>> 30;
+            // a − π/4 with a ∈ [0, π/2): sin a = (sin b + cos b)/√2, cos a = (cos b − sin b)/√2 with b ∈ [−π/4, π/4).
+            var b = TSingle.Convert((angle >>> 8) & TWords.Word(0x3FFFFF)) * TSingle.Float(MathF.PI / 2 / (1 << 22)) - TSingle.Float(MathF.PI / 4);
+            var z = b * b;
+            var sinB = ((TSingle.Float(-1.9515295891E-4f) * z + TSingle.Float(8.3321608736E-3f)) * z - TSingle.Float(1.6666654611E-1f)) * z * b + b;
+            var cosB = ((TSingle.Float(2.443315711809948E-5f) * z - TSingle.Float(1.388731625493765E-3f)) * z + TSingle.Float(4.166664568298827E-2f)) * z * z
+                - z * TSingle.Float(0.5f) + TSingle.Float(1f);
+            var sinA = (sinB + cosB) * TSingle.Float(1 / MathF.Sqrt(2));
+            var cosA = (cosB - sinB) * TSingle.Float(1 / MathF.Sqrt(2));
+            // Rotate by quadrant·π/2: odd quadrants swap sine and cosine; the sine is negative in quadrants 2–3, the
+            // cosine in 1–2 (where bit 1 of quadrant + 1 is set).
+            var swap = TWords.Equal(quadrant & TWords.Word(1), TWords.Word(1));
+            var sin = TSingle.Select(swap, cosA, sinA) ^ ((quadrant & TWords.Word(2)) << 30);
+            var cos = TSingle.Select(swap, sinA, cosA) ^ (((quadrant + TWords.Word(1)) & TWords.Word(2)) << 30);
+            TSingle.Store(radius * TSingle.FromBits(cos), normals, i);
+            TSingle.Store(radius * TSingle.FromBits(sin), normals, 16 + i);
+        }
     }
 
     /// <summary>ln u for u in (0, 1], to about one unit in the last place (Cephes' logf polynomial).</summary>
-    private static Vector512<float> LogOfUnit(Vector512<float> u)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TSingle LogOfUnit<TSingle, TWords>(TSingle u)
+        where TSingle : ISingleLanes<TSingle, TWords>
+        where TWords : IWordLanes<TWords>
     {
-        var bits = u.AsInt32();
-        var exponent = (bits >> 23) - Vector512.Create(127);
-        var mantissa = ((bits & Vector512.Create(0x7FFFFF)) | Vector512.Create(0x3F800000)).AsSingle();   // [1, 2)
-        // Centre the mantissa on 1: [√½, √2).
-        var large = Vector512.GreaterThan(mantissa, Vector512.Create(MathF.Sqrt(2)));
-        mantissa = Vector512.ConditionalSelect(large, mantissa * 0.5f, mantissa);
-        var e = Vector512.ConvertToSingle(exponent - large.AsInt32());
-        var x = mantissa - Vector512<float>.One;
+        // u = m·2^e with the mantissa m centred on 1, in [√½, √2): adding 2²³ − 0x3504F4 to the bits carries into the
+        // exponent exactly when the mantissa field exceeds √2's (0x3504F3), and adding 0x3F3504F4 back to the field
+        // gives m, or m/2 after a carry.
+        var bits = TSingle.Bits(u) + TWords.Word(0x800000 - 0x3504F4);
+        var e = TSingle.Convert(bits >>> 23) - TSingle.Float(127);
+        var x = TSingle.FromBits((bits & TWords.Word(0x7FFFFF)) + TWords.Word(0x3F3504F4)) - TSingle.Float(1);
         var z = x * x;
-        var p = Vector512.Create(7.0376836292E-2f);
-        p = p * x + Vector512.Create(-1.1514610310E-1f);
-        p = p * x + Vector512.Create(1.1676998740E-1f);
-        p = p * x + Vector512.Create(-1.2420140846E-1f);
-        p = p * x + Vector512.Create(1.4249322787E-1f);
-        p = p * x + Vector512.Create(-1.6668057665E-1f);
-        p = p * x + Vector512.Create(2.0000714765E-1f);
-        p = p * x + Vector512.Create(-2.4999993993E-1f);
-        p = p * x + Vector512.Create(3.3333331174E-1f);
-        var y = x * z * p + e * -2.12194440e-4f - z * 0.5f;
-        return x + y + e * 0.693359375f;
+        var p = TSingle.Float(7.0376836292E-2f);
+        p = p * x + TSingle.Float(-1.1514610310E-1f);
+        p = p * x + TSingle.Float(1.1676998740E-1f);
+        p = p * x + TSingle.Float(-1.2420140846E-1f);
+        p = p * x + TSingle.Float(1.4249322787E-1f);
+        p = p * x + TSingle.Float(-1.6668057665E-1f);
+        p = p * x + TSingle.Float(2.0000714765E-1f);
+        p = p * x + TSingle.Float(-2.4999993993E-1f);
+        p = p * x + TSingle.Float(3.3333331174E-1f);
+        var y = x * z * p + e * TSingle.Float(-2.12194440e-4f) - z * TSingle.Float(0.5f);
+        return x + y + e * TSingle.Float(0.693359375f);
+    }
+
+    /// <summary>float32 lanes at one width, with the operations the Box–Muller transform needs.</summary>
+    internal interface ISingleLanes<TSelf, TWords> where TSelf : ISingleLanes<TSelf, TWords>
+    {
+        /// <summary>Lanes per vector.</summary>
+        static abstract int Count { get; }
+        /// <summary><paramref name="value"/> in every lane.</summary>
+        static abstract TSelf Float(float value);
+        /// <summary>Integers below 2³¹ to the nearest float (ties to even).</summary>
+        static abstract TSelf Convert(TWords integers);
+        /// <summary>The floats with these bits.</summary>
+        static abstract TSelf FromBits(TWords bits);
+        /// <summary>The bits of these floats.</summary>
+        static abstract TWords Bits(TSelf x);
+        /// <summary>Correctly rounded square roots.</summary>
+        static abstract TSelf Sqrt(TSelf x);
+        /// <summary>The bits of <paramref name="ifSet"/> where <paramref name="mask"/> is set, of <paramref name="ifClear"/> elsewhere.</summary>
+        static abstract TWords Select(TWords mask, TSelf ifSet, TSelf ifClear);
+        /// <summary>Writes the lanes to <paramref name="normals"/> from <paramref name="at"/>.</summary>
+        static abstract void Store(TSelf x, Span<float> normals, int at);
+        static abstract TSelf operator +(TSelf a, TSelf b);
+        static abstract TSelf operator -(TSelf a, TSelf b);
+        static abstract TSelf operator *(TSelf a, TSelf b);
+    }
+
+    /// <summary>uint32 lanes at one width.</summary>
+    internal interface IWordLanes<TSelf> where TSelf : IWordLanes<TSelf>
+    {
+        /// <summary><paramref name="value"/> in every lane.</summary>
+        static abstract TSelf Word(uint value);
+        /// <summary>The lanes from <paramref name="words"/>[<paramref name="at"/>] on.</summary>
+        static abstract TSelf Load(ReadOnlySpan<uint> words, int at);
+        /// <summary>All ones in the lanes where <paramref name="a"/> = <paramref name="b"/>, zero elsewhere.</summary>
+        static abstract TSelf Equal(TSelf a, TSelf b);
+        static abstract TSelf operator +(TSelf a, TSelf b);
+        static abstract TSelf operator &(TSelf a, TSelf b);
+        static abstract TSelf operator |(TSelf a, TSelf b);
+        static abstract TSelf operator ^(TSelf a, TSelf b);
+        static abstract TSelf operator <<(TSelf a, int shift);
+        static abstract TSelf operator >>>(TSelf a, int shift);
+    }
+
+    internal readonly record struct Single512(Vector512<float> V) : ISingleLanes<Single512, Words512>
+    {
+        public static int Count => Vector512<float>.Count;
+        public static Single512 Float(float value) => new(Vector512.Create(value));
+        public static Single512 Convert(Words512 integers) => new(Vector512.ConvertToSingle(integers.V.AsInt32()));
+        public static Single512 FromBits(Words512 bits) => new(bits.V.AsSingle());
+        public static Words512 Bits(Single512 x) => new(x.V.AsUInt32());
+        public static Single512 Sqrt(Single512 x) => new(Vector512.Sqrt(x.V));
+        public static Words512 Select(Words512 mask, Single512 ifSet, Single512 ifClear) => new(Vector512.ConditionalSelect(mask.V.AsSingle(), ifSet.V, ifClear.V).AsUInt32());
+        public static void Store(Single512 x, Span<float> normals, int at) => x.V.CopyTo(normals[at..]);
+        public static Single512 operator +(Single512 a, Single512 b) => new(a.V + b.V);
+        public static Single512 operator -(Single512 a, Single512 b) => new(a.V - b.V);
+        public static Single512 operator *(Single512 a, Single512 b) => new(a.V * b.V);
+    }
+
+    internal readonly record struct Words512(Vector512<uint> V) : IWordLanes<Words512>
+    {
+        public static Words512 Word(uint value) => new(Vector512.Create(value));
+        public static Words512 Load(ReadOnlySpan<uint> words, int at) => new(Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(words), (nuint)at));
+        public static Words512 Equal(Words512 a, Words512 b) => new(Vector512.Equals(a.V, b.V));
+        public static Words512 operator +(Words512 a, Words512 b) => new(a.V + b.V);
+        public static Words512 operator &(Words512 a, Words512 b) => new(a.V & b.V);
+        public static Words512 operator |(Words512 a, Words512 b) => new(a.V | b.V);
+        public static Words512 operator ^(Words512 a, Words512 b) => new(a.V ^ b.V);
+        public static Words512 operator <<(Words512 a, int shift) => new(a.V << shift);
+        public static Words512 operator >>>(Words512 a, int shift) => new(a.V >>> shift);
+    }
+
+    internal readonly record struct Single256(Vector256<float> V) : ISingleLanes<Single256, Words256>
+    {
+        public static int Count => Vector256<float>.Count;
+        public static Single256 Float(float value) => new(Vector256.Create(value));
+        public static Single256 Convert(Words256 integers) => new(Vector256.ConvertToSingle(integers.V.AsInt32()));
+        public static Single256 FromBits(Words256 bits) => new(bits.V.AsSingle());
+        public static Words256 Bits(Single256 x) => new(x.V.AsUInt32());
+        public static Single256 Sqrt(Single256 x) => new(Vector256.Sqrt(x.V));
+        public static Words256 Select(Words256 mask, Single256 ifSet, Single256 ifClear) => new(Vector256.ConditionalSelect(mask.V.AsSingle(), ifSet.V, ifClear.V).AsUInt32());
+        public static void Store(Single256 x, Span<float> normals, int at) => x.V.CopyTo(normals[at..]);
+        public static Single256 operator +(Single256 a, Single256 b) => new(a.V + b.V);
+        public static Single256 operator -(Single256 a, Single256 b) => new(a.V - b.V);
+        public static Single256 operator *(Single256 a, Single256 b) => new(a.V * b.V);
+    }
+
+    internal readonly record struct Words256(Vector256<uint> V) : IWordLanes<Words256>
+    {
+        public static Words256 Word(uint value) => new(Vector256.Create(value));
+        public static Words256 Load(ReadOnlySpan<uint> words, int at) => new(Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(words), (nuint)at));
+        public static Words256 Equal(Words256 a, Words256 b) => new(Vector256.Equals(a.V, b.V));
+        public static Words256 operator +(Words256 a, Words256 b) => new(a.V + b.V);
+        public static Words256 operator &(Words256 a, Words256 b) => new(a.V & b.V);
+        public static Words256 operator |(Words256 a, Words256 b) => new(a.V | b.V);
+        public static Words256 operator ^(Words256 a, Words256 b) => new(a.V ^ b.V);
+        public static Words256 operator <<(Words256 a, int shift) => new(a.V << shift);
+        public static Words256 operator >>>(Words256 a, int shift) => new(a.V >>> shift);
+    }
+
+    /// <summary>One lane: the path of machines without SIMD.</summary>
+    internal readonly record struct Single1(float V) : ISingleLanes<Single1, Words1>
+    {
+        public static int Count => 1;
+        public static Single1 Float(float value) => new(value);
+        public static Single1 Convert(Words1 integers) => new((int)integers.V);
+        public static Single1 FromBits(Words1 bits) => new(BitConverter.UInt32BitsToSingle(bits.V));
+        public static Words1 Bits(Single1 x) => new(BitConverter.SingleToUInt32Bits(x.V));
+        public static Single1 Sqrt(Single1 x) => new(MathF.Sqrt(x.V));
+        public static Words1 Select(Words1 mask, Single1 ifSet, Single1 ifClear) => (mask & Bits(ifSet)) | (new Words1(~mask.V) & Bits(ifClear));
+        public static void Store(Single1 x, Span<float> normals, int at) => normals[at] = x.V;
+        public static Single1 operator +(Single1 a, Single1 b) => new(a.V + b.V);
+        public static Single1 operator -(Single1 a, Single1 b) => new(a.V - b.V);
+        public static Single1 operator *(Single1 a, Single1 b) => new(a.V * b.V);
+    }
+
+    internal readonly record struct Words1(uint V) : IWordLanes<Words1>
+    {
+        public static Words1 Word(uint value) => new(value);
+        public static Words1 Load(ReadOnlySpan<uint> words, int at) => new(words[at]);
+        public static Words1 Equal(Words1 a, Words1 b) => new(a.V == b.V ? uint.MaxValue : 0);
+        public static Words1 operator +(Words1 a, Words1 b) => new(a.V + b.V);
+        public static Words1 operator &(Words1 a, Words1 b) => new(a.V & b.V);
+        public static Words1 operator |(Words1 a, Words1 b) => new(a.V | b.V);
+        public static Words1 operator ^(Words1 a, Words1 b) => new(a.V ^ b.V);
+        public static Words1 operator <<(Words1 a, int shift) => new(a.V << shift);
+        public static Words1 operator >>>(Words1 a, int shift) => new(a.V >>> shift);
     }
 
     private static void BoxMuller(ReadOnlySpan<uint> words, Span<double> normals)

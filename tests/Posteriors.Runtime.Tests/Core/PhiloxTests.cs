@@ -32,6 +32,60 @@ public class PhiloxTests
     }
 
     [Test]
+    public void TheAvx2PathMakesTheSameGroupsAsTheBlocks()
+    {
+        Assume.That(System.Runtime.Intrinsics.X86.Avx2.IsSupported, "the 256-bit path needs AVX2");
+        var words = new uint[32];
+        const long step = -1, group = 0x1_0000_0003;
+        Philox.Group256(Key, step, group, words);
+        for (var l = 0; l < 8; l++)
+        {
+            var block = (ulong)group * 8 + (ulong)l;
+            var expected = Philox.Block((uint)block, (uint)(block >> 32), uint.MaxValue, uint.MaxValue, unchecked((uint)Key), (uint)(Key >> 32));
+            Assert.That((words[l], words[8 + l], words[16 + l], words[24 + l]), Is.EqualTo(expected), $"block {l}");
+        }
+    }
+
+    [Test]
+    public void EveryVectorWidthMakesTheSameFloatNormals()
+    {
+        // Random words, plus the edges: zero and all-ones uniforms, and a radius uniform whose mantissa is exactly √2's
+        // (where the log's range reduction switches), in every quadrant.
+        var random = new Random(5);
+        var words = new uint[32];
+        float[] wide = new float[32], narrow = new float[32], scalar = new float[32];
+        for (var trial = 0; trial < 20_000; trial++)
+        {
+            for (var i = 0; i < 32; i++) words[i] = (uint)random.NextInt64(1L << 32);
+            if (trial == 0)
+            {
+                (words[0], words[1], words[2], words[3]) = (0, uint.MaxValue, 0xB504F3u << 7, (0xB504F3u << 7) | 0x7F);
+                for (var i = 0; i < 16; i++) words[16 + i] = (uint)i << 28 | (i % 2 == 0 ? 0 : 0x0FFFFFFFu);
+            }
+            Philox.BoxMuller<Philox.Single512, Philox.Words512>(words, wide);
+            Philox.BoxMuller<Philox.Single256, Philox.Words256>(words, narrow);
+            Philox.BoxMuller<Philox.Single1, Philox.Words1>(words, scalar);
+            Assert.That(narrow, Is.EqualTo(wide), $"256-bit lanes, trial {trial}");
+            Assert.That(scalar, Is.EqualTo(wide), $"one lane, trial {trial}");
+        }
+    }
+
+    [Test]
+    public void TheDrawsAreThoseTheSamplersHaveAlwaysMade()
+    {
+        // Bits recorded from the generator as first released. Every sampler trajectory at T > 0 follows from these draws,
+        // so a change here must be deliberate (and the state fixtures rewritten).
+        var single = new float[8];
+        Philox.Normals(Key, 3, 1_000_000, single);
+        Assert.That(single.Select(BitConverter.SingleToUInt32Bits),
+            Is.EqualTo(new[] { 0xBD766682u, 0x3F59CEFCu, 0xBEE1B30Au, 0xBFF711ABu, 0x3FB3017Cu, 0xBF8E4F2Au, 0xBE149E5Cu, 0x3F3AE8F8u }));
+        var @double = new double[4];
+        Philox.Normals(Key, 3, 1_000_000, @double);
+        Assert.That(@double.Select(BitConverter.DoubleToUInt64Bits),
+            Is.EqualTo(new[] { 0x3FEF66D50EAF25A5UL, 0x3FE803F67D71DE82UL, 0xBFF150898B0481CDUL, 0x3FD6A6418FD6A87EUL }));
+    }
+
+    [Test]
     public void FloatNormalsFollowTheBoxMullerFormulaOfTheirWords()
     {
         var normals = new float[64];
