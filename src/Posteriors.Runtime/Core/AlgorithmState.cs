@@ -1,5 +1,6 @@
 using Posteriors.Serialization;
 using Posteriors.Trees;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Posteriors;
@@ -88,12 +89,25 @@ public abstract class AlgorithmState : IAlgorithmState, IDisposable
     /// </summary>
     internal static TState Finish<TState>(TState target, Tensor value, Tensor? aux) where TState : AlgorithmState
     {
-        using (no_grad()) target.LogPosterior.copy_(value);
+        CopyScalar(target.LogPosterior, value);
         var previous = target.Aux;
         target.Aux = aux?.detach().DetachFromDisposeScope();
         if (previous is not null && !ReferenceEquals(previous, target.Aux)) previous.Dispose();
         target.Step++;
         return target;
+    }
+
+    /// <summary>
+    /// <paramref name="into"/> ← <paramref name="value"/>; two one-element CPU tensors of one float dtype through their
+    /// storage (copy_ is a libtorch dispatch, a microsecond a step that a small model notices).
+    /// </summary>
+    private static void CopyScalar(Tensor into, Tensor value)
+    {
+        if (into.numel() == 1 && value.numel() == 1 && into.dtype == value.dtype && into.dtype is ScalarType.Float32 or ScalarType.Float64
+            && into.device_type == DeviceType.CPU && value.device_type == DeviceType.CPU && into.is_contiguous() && value.is_contiguous())
+            value.bytes.CopyTo(into.bytes);
+        else
+            using (no_grad()) into.copy_(value);
     }
 
     /// <summary>

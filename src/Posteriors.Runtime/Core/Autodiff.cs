@@ -53,12 +53,14 @@ public static class Autodiff
     public static ValueAndGradient ValueAndGrad<TBatch>(LogPosterior<TBatch> logPosterior, ParameterTree parameters, TBatch batch)
     {
         var (result, wrt) = Evaluate(logPosterior, parameters, batch, analyticGradient: true);
-        var value = result.Value.reshape(Array.Empty<long>());
+        // A 0-dimensional value (the usual sum or mean) is used as it is: a reshape would add a node to the graph and a
+        // pass through it to the backward.
+        var value = result.Value.dim() == 0 ? result.Value : result.Value.reshape(Array.Empty<long>());
         var grads = value.requires_grad
             ? autograd.grad(new[] { value }, wrt.Leaves.ToArray(), allow_unused: true).ToArray()
             : new Tensor[wrt.Count];
         for (var i = 0; i < grads.Length; i++)
-            grads[i] = grads[i] is null || grads[i].IsInvalid ? zeros_like(wrt.Leaves[i]) : grads[i].detach();
+            grads[i] = grads[i] is null || grads[i].IsInvalid ? zeros_like(wrt.Leaves[i]) : grads[i].requires_grad ? grads[i].detach() : grads[i];
         if (result.AnalyticGradient is { } analytic)
             using (no_grad())
                 for (var i = 0; i < grads.Length; i++)

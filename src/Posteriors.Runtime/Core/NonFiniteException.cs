@@ -55,9 +55,14 @@ public sealed class NonFiniteException : ArithmeticException
         }
     }
 
-    private static double Scalar(Tensor t) => t.device_type == DeviceType.CPU
-        ? t.dtype switch { ScalarType.Float32 => t.item<float>(), ScalarType.Float64 => t.item<double>(), _ => t.to_type(ScalarType.Float64).item<double>() }
-        : t.to_type(ScalarType.Float64).item<double>();
+    /// <summary>The value of a one-element tensor; a CPU float is read from its storage (item() is a libtorch dispatch, a
+    /// microsecond a step that a small model notices).</summary>
+    private static double Scalar(Tensor t)
+    {
+        if (IsHostFloat(t) && t.numel() == 1)
+            return t.dtype == ScalarType.Float32 ? MemoryMarshal.Cast<byte, float>(t.bytes)[0] : MemoryMarshal.Cast<byte, double>(t.bytes)[0];
+        return t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float64 ? t.item<double>() : t.to_type(ScalarType.Float64).item<double>();
+    }
 
     private static bool IsHostFloat(Tensor t) =>
         t.dtype is ScalarType.Float32 or ScalarType.Float64 && t.device_type == DeviceType.CPU && t.is_contiguous() && t.numel() * t.element_size() <= int.MaxValue;
