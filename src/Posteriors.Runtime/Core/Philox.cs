@@ -20,7 +20,8 @@ namespace Posteriors;
 /// 16 normals from 53-bit uniforms (words 0–7 high and 8–15 low for the radii, 16–23 and 24–31 for the angles).
 /// Machines with AVX-512 take 512-bit vectors, machines with AVX2 256-bit ones, others one lane at a time; the words are
 /// integers and the float32 transform performs the same IEEE operations in the same order at every width (no fused
-/// multiply–adds), so the draws do not depend on the machine's SIMD width.
+/// multiply–adds), so float32 draws do not depend on the machine's SIMD width. float64 draws use .NET's vector Log and
+/// SinCos, whose last bits can differ between a 512-bit and a 256-bit machine.
 /// </remarks>
 [SkipLocalsInit]
 internal static class Philox

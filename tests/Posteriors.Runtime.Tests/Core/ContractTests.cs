@@ -23,6 +23,55 @@ public class ContractTests
     }
 
     [Test]
+    public void AOneElementValueOfAnyShapeGivesTheSameScalarAndGradient()
+    {
+        var p = ParameterTree.From(("x", tensor(new[] { 1.5f, -2.0f })));
+        LogPosterior<int> scalar = (q, _) => (q["x"] * q["x"]).sum() * -0.5f;
+        LogPosterior<int> shaped = (q, _) => ((q["x"] * q["x"]).sum() * -0.5f).reshape(1, 1);
+        var a = Autodiff.ValueAndGrad(scalar, p, 0);
+        var b = Autodiff.ValueAndGrad(shaped, p, 0);
+        Assert.That(a.Value.dim() + b.Value.dim(), Is.EqualTo(0), "the value is 0-dimensional either way");
+        Assert.That(b.Value.item<float>(), Is.EqualTo(a.Value.item<float>()).And.EqualTo(-3.125f));
+        Assert.That(b.Gradient["x"].data<float>().ToArray(), Is.EqualTo(a.Gradient["x"].data<float>().ToArray()).And.EqualTo(new[] { -1.5f, 2.0f }));
+    }
+
+    [Test]
+    public void NonFiniteLogDensitiesAreFoundWhateverTheirTypeAndLayout()
+    {
+        // Float CPU scalars are read from storage; the rest go through libtorch.
+        foreach (var (name, value) in new[]
+                 {
+                     ("float32", tensor(float.NaN)), ("float64", tensor(double.NegativeInfinity)), ("float16", tensor(float.PositiveInfinity).to_type(ScalarType.Float16)),
+                     ("shape [1]", tensor(new[] { float.NaN })), ("a view into a larger tensor", tensor(new[] { 0.0, double.NaN }).narrow(0, 1, 1)),
+                 })
+        {
+            var e = Assert.Throws<NonFiniteException>(() => NonFiniteException.ThrowIfNotFinite(2, value), name);
+            Assert.That(e!.ParameterName, Is.Null, name);
+        }
+        Assert.DoesNotThrow(() => NonFiniteException.ThrowIfNotFinite(2, tensor(new[] { double.NaN, -1.0 }).narrow(0, 1, 1)), "the view's own element is finite");
+    }
+
+    [Test]
+    public void AnUpdateRecordsTheLogDensityAtTheOldParametersWhateverItsType()
+    {
+        foreach (var (name, dtype, valueType) in new[]
+                 {
+                     ("float32", ScalarType.Float32, ScalarType.Float32), ("float64", ScalarType.Float64, ScalarType.Float64),
+                     ("a float64 value of float32 parameters", ScalarType.Float32, ScalarType.Float64),
+                 })
+        {
+            LogPosterior<int> f = (q, _) => ((q["x"] - 1).square().sum() * -0.5).to_type(valueType);
+            var sgld = Posteriors.Sgmcmc.Sgld.Build(f, 0.1, temperature: 0);
+            var state = sgld.Init(ParameterTree.From(("x", tensor(new[] { 3.0, -1.0 }, dtype: dtype))));
+            state = sgld.Update(state, 0, inplace: true);
+            Assert.That(state.LogPosterior.dtype, Is.EqualTo(dtype), name);
+            Assert.That(state.LogPosterior.to_type(ScalarType.Float64).item<double>(), Is.EqualTo(-4.0), name);
+            sgld.Update(state, 0, inplace: true);
+            Assert.That(state.LogPosterior.to_type(ScalarType.Float64).item<double>(), Is.EqualTo(-0.5 * (1.8 * 1.8 + 1.8 * 1.8)).Within(1e-6), name);
+        }
+    }
+
+    [Test]
     public void NonScalarLogPosteriorIsRejectedWithAHint()
     {
         var p = ParameterTree.From(("x", zeros(3)));
