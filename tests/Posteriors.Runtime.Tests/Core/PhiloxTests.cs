@@ -18,31 +18,26 @@ public class PhiloxTests
     }
 
     [Test]
-    public void AGroupIsEightBlocksWordMajorWhateverTheVectorWidth()
-    {
-        var words = new uint[32];
-        const long step = -1, group = 0x1_0000_0003;   // a block number above 2³² and a negative step exercise every counter word
-        Philox.Group(Key, step, group, words);
-        for (var l = 0; l < 8; l++)
-        {
-            var block = (ulong)group * 8 + (ulong)l;
-            var expected = Philox.Block((uint)block, (uint)(block >> 32), uint.MaxValue, uint.MaxValue, unchecked((uint)Key), (uint)(Key >> 32));
-            Assert.That((words[l], words[8 + l], words[16 + l], words[24 + l]), Is.EqualTo(expected), $"block {l}");
-        }
-    }
+    public void AGroupIsEightBlocksWordMajorWhateverTheVectorWidth() => AssertGroupIsItsBlocks(Philox.Group, "this machine's path");
 
     [Test]
     public void TheAvx2PathMakesTheSameGroupsAsTheBlocks()
     {
         Assume.That(System.Runtime.Intrinsics.X86.Avx2.IsSupported, "the 256-bit path needs AVX2");
+        AssertGroupIsItsBlocks(Philox.Group256, "256-bit path");
+    }
+
+    /// <summary>Group words against Philox blocks one at a time, at a block number above 2³² and a negative step (every counter word in use).</summary>
+    private static void AssertGroupIsItsBlocks(Action<ulong, long, long, Span<uint>> fill, string path)
+    {
         var words = new uint[32];
         const long step = -1, group = 0x1_0000_0003;
-        Philox.Group256(Key, step, group, words);
+        fill(Key, step, group, words);
         for (var l = 0; l < 8; l++)
         {
             var block = (ulong)group * 8 + (ulong)l;
             var expected = Philox.Block((uint)block, (uint)(block >> 32), uint.MaxValue, uint.MaxValue, unchecked((uint)Key), (uint)(Key >> 32));
-            Assert.That((words[l], words[8 + l], words[16 + l], words[24 + l]), Is.EqualTo(expected), $"block {l}");
+            Assert.That((words[l], words[8 + l], words[16 + l], words[24 + l]), Is.EqualTo(expected), $"{path}, block {l}");
         }
     }
 
