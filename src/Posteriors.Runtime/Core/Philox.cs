@@ -229,8 +229,8 @@ internal static class Philox
             // Rotate by quadrant·π/2: odd quadrants swap sine and cosine; the sine is negative in quadrants 2–3, the
             // cosine in 1–2 (where bit 1 of quadrant + 1 is set).
             var swap = TWords.Equal(quadrant & TWords.Word(1), TWords.Word(1));
-            var sin = TSingle.Select(swap, cosA, sinA) ^ ((quadrant & TWords.Word(2)) << 30);
-            var cos = TSingle.Select(swap, sinA, cosA) ^ (((quadrant + TWords.Word(1)) & TWords.Word(2)) << 30);
+            var sin = TSingle.Select(swap, cosA, sinA) ^ ((quadrant << 30) & TWords.Word(0x80000000));
+            var cos = TSingle.Select(swap, sinA, cosA) ^ (((quadrant + TWords.Word(1)) << 30) & TWords.Word(0x80000000));
             TSingle.Store(radius * TSingle.FromBits(cos), normals, i);
             TSingle.Store(radius * TSingle.FromBits(sin), normals, 16 + i);
         }
