@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Linq.Expressions;
 using System.Reflection;
 using BenchmarkDotNet.Attributes;
 
@@ -35,7 +36,9 @@ internal static class Interleaved
         Invoke<GlobalSetupAttribute>(type, instance);
         var methods = type.GetMethods().Where(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null).ToArray();
         var baseline = methods.Single(m => m.GetCustomAttribute<BenchmarkAttribute>()!.Baseline);
-        var actions = methods.Select(m => (Name: m.Name, Action: (Action)Delegate.CreateDelegate(typeof(Action), instance, m))).ToArray();
+        // A compiled call rather than a bound delegate: benchmark methods may return a value (which is discarded).
+        var actions = methods.Select(m => (Name: m.Name,
+            Action: Expression.Lambda<Action>(Expression.Call(Expression.Constant(instance), m)).Compile())).ToArray();
         // Warm up (JIT tiers, allocator) and size each slice to about the same wall time.
         var calls = actions.Select(a => Math.Max(1, (int)(Slice.TotalMilliseconds / Math.Max(1e-3, Time(a.Action, 3))))).ToArray();
         var times = actions.Select(_ => new List<double>()).ToArray();
