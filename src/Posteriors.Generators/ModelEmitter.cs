@@ -321,12 +321,15 @@ namespace Posteriors.Generators
                 _w.Line("public " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters)");
                 _w.Open();
                 _w.Line("using var noGrad = " + T("Torch") + ".no_grad();");
-                _w.Line(HasTensors ? "return LogPriorGradient(parameters, WithParameters(parameters));" : "return LogPriorGradient(parameters, this);");
-                _w.Close();
-                _w.Line();
-                _w.Line("/// <summary>The prior gradient at the constrained values held by <paramref name=\"model\"/>.</summary>");
-                _w.Line("private " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters, " + Id(_model.Name) + " model)");
-                _w.Open();
+                if (HasTensors)
+                {
+                    _w.Line("return LogPriorGradient(parameters, WithParameters(parameters));");
+                    _w.Close();
+                    _w.Line();
+                    _w.Line("/// <summary>The prior gradient at the constrained values held by <paramref name=\"model\"/>.</summary>");
+                    _w.Line("private " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters, " + Id(_model.Name) + " model)");
+                    _w.Open();
+                }
                 var priors = _tensors.Where(p => p.Distribution != Distribution.Flat).ToList();
                 foreach (var p in PriorGraph.Order(_tensors, out _).Where(p => p.Distribution != Distribution.Flat))
                 {
@@ -464,9 +467,14 @@ namespace Posteriors.Generators
                 string prior;
                 if (firstOrder)
                 {
+                    // The prior is a constant for autograd: no graph is recorded for it.
                     _w.Line(T("Tensor") + " logPrior;");
-                    _w.Line("using (" + T("Torch") + ".no_grad()) logPrior = LogPrior(parameters" + model + ");");
-                    _w.Line("var gradient = LogPriorGradient(parameters, " + target + ").Map(g => g.div_(n));");
+                    _w.Line(T("ParameterTree") + " gradient;");
+                    _w.Line("using (" + T("Torch") + ".no_grad())");
+                    _w.Open();
+                    _w.Line("logPrior = LogPrior(parameters" + model + ");");
+                    _w.Line("gradient = LogPriorGradient(parameters" + model + ").Map(g => g.div_(n));");
+                    _w.Close();
                     prior = "logPrior";
                 }
                 else prior = "LogPrior(" + (_hasModules ? "wrt" : "parameters") + model + ")";
