@@ -314,10 +314,7 @@ namespace Posteriors.Generators
             private void LogPriorGradient()
             {
                 _w.Line();
-                _w.Line("/// <summary>");
-                _w.Line("/// The gradient of LogPrior with respect to <paramref name=\"parameters\"/>, in closed form (no");
-                _w.Line("/// autograd): every prior's derivatives, hierarchical arguments and constraint Jacobians included.");
-                _w.Line("/// </summary>");
+                Doc();
                 _w.Line("public " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters)");
                 _w.Open();
                 _w.Line("using var noGrad = " + T("Torch") + ".no_grad();");
@@ -446,16 +443,7 @@ namespace Posteriors.Generators
             private void LogPosterior(bool firstOrder)
             {
                 _w.Line();
-                if (firstOrder)
-                {
-                    _w.Line("/// <summary>");
-                    _w.Line("/// The log posterior for first-order algorithms (SGMCMC samplers, MAP, optimizers): the value of");
-                    _w.Line("/// LogPosterior, with the prior evaluated without autograd and its gradient (LogPriorGradient / N)");
-                    _w.Line("/// returned as the result's AnalyticGradient. Algorithms that differentiate the value itself");
-                    _w.Line("/// (Laplace, VI, ParallelChains.Sum) reject it: give those LogPosterior.");
-                    _w.Line("/// </summary>");
-                }
-                else Doc();
+                Doc();
                 var name = firstOrder ? "FirstOrderLogPosterior" : "LogPosterior";
                 _w.Line("public " + T("LogDensityResult") + " " + name + "(" + T("ParameterTree") + " parameters, " + Batch + " batch)");
                 _w.Open();

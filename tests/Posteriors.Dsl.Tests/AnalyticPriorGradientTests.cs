@@ -42,12 +42,8 @@ public class AnalyticPriorGradientTests
     }
 
     /// <param name="flat">Unconstrained members with a flat prior, whose gradient is zero.</param>
-    private static void Check<TModel>(TModel model, ulong seed, params string[] flat) where TModel : class
-    {
-        dynamic m = model;
-        ParameterTree at = RandomPoint(m.InitialParameters(), seed);
-        AssertGradientIsAutograd(p => m.LogPrior(p), p => m.LogPriorGradient(p), at, flat);
-    }
+    private static void Check<TBatch>(IModel<TBatch> model, ulong seed, params string[] flat) =>
+        AssertGradientIsAutograd(model.LogPrior, model.LogPriorGradient, RandomPoint(model.InitialParameters(), seed), flat);
 
     [Test]
     public void RealLinePriors() => Check(new RealLinePriors(), 1, "G");
