@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Linq.Expressions;
 using System.Reflection;
 using BenchmarkDotNet.Attributes;
 
@@ -36,23 +37,34 @@ internal static class Interleaved
         Invoke<GlobalSetupAttribute>(type, instance);
         var methods = type.GetMethods().Where(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null).ToArray();
         var baseline = methods.Single(m => m.GetCustomAttribute<BenchmarkAttribute>()!.Baseline);
-        var actions = methods.Select(m => (Name: m.Name, Action: (Action)Delegate.CreateDelegate(typeof(Action), instance, m))).ToArray();
+        // A compiled call rather than a bound delegate: benchmark methods may return a value (which is discarded).
+        var actions = methods.Select(m => (Name: m.Name,
+            Action: Expression.Lambda<Action>(Expression.Call(Expression.Constant(instance), m)).Compile())).ToArray();
         // Warm up (JIT tiers, allocator) and size each slice to about the same wall time.
         var calls = actions.Select(a => Math.Max(1, (int)(Slice.TotalMilliseconds / Math.Max(1e-3, Time(a.Action, 3))))).ToArray();
         var times = actions.Select(_ => new List<double>()).ToArray();
+        var cpuTimes = actions.Select(_ => new List<double>()).ToArray();
         for (var round = 0; round < rounds; round++)
             for (var j = 0; j < actions.Length; j++)
             {
                 var i = (j + round) % actions.Length;
+                var cpu = ThreadCpuMilliseconds();
                 times[i].Add(Time(actions[i].Action, calls[i]));
+                cpuTimes[i].Add((ThreadCpuMilliseconds() - cpu) / calls[i]);
             }
         var b = Array.FindIndex(actions, a => a.Name == baseline.Name);
         Console.WriteLine($"\n{type.Name} ({rounds} rounds, baseline {baseline.Name})");
-        Console.WriteLine($"  {"method",-34} {"median ms",10} {"min ms",9} {"ratio",7} {"ratio range",15} {"min/min",8}");
+        // The CPU time of the measuring thread (libtorch set to one thread runs on it) leaves out the time spent waiting
+        // for a core, which dominates wall time on a machine shared with other builds.
+        Console.WriteLine($"  {"method",-34} {"median ms",10} {"min ms",9} {"ratio",7} {"ratio range",15} {"min/min",8} " +
+                          $"{"cpu ms",9} {"cpu ratio",9}");
         for (var i = 0; i < actions.Length; i++)
         {
             var ratios = times[i].Zip(times[b], (t, s) => t / s).Order().ToArray();
-            Console.WriteLine($"  {actions[i].Name,-34} {Median(times[i]),10:F4} {times[i].Min(),9:F4} {Median(ratios),7:F3} {ratios[0],7:F3}–{ratios[^1],-7:F3} {times[i].Min() / times[b].Min(),8:F3}");
+            var cpuRatio = Median(cpuTimes[i].Zip(cpuTimes[b], (t, s) => t / s));
+            Console.WriteLine($"  {actions[i].Name,-34} {Median(times[i]),10:F4} {times[i].Min(),9:F4} {Median(ratios),7:F3} " +
+                              $"{ratios[0],7:F3}–{ratios[^1],-7:F3} {times[i].Min() / times[b].Min(),8:F3} " +
+                              $"{Median(cpuTimes[i]),9:F4} {cpuRatio,9:F3}");
         }
         Invoke<GlobalCleanupAttribute>(type, instance);
     }
@@ -63,6 +75,23 @@ internal static class Interleaved
         var watch = Stopwatch.StartNew();
         for (var c = 0; c < calls; c++) action();
         return watch.Elapsed.TotalMilliseconds / calls;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID); NaN where the clock is not available.</summary>
+    private static double ThreadCpuMilliseconds()
+    {
+        if (!OperatingSystem.IsLinux()) return double.NaN;
+        return ClockGetTime(3, out var t) == 0 ? t.Seconds * 1e3 + t.Nanoseconds * 1e-6 : double.NaN;
     }
 
     private static double Median(IEnumerable<double> values)

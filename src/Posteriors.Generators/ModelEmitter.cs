@@ -95,9 +95,11 @@ namespace Posteriors.Generators
                 InitialParameters();
                 SamplePrior();
                 LogPrior();
+                LogPriorGradient();
                 if (L.IsForward) ForwardMembers();
                 LogLikelihoods();
-                LogPosterior();
+                LogPosterior(firstOrder: false);
+                LogPosterior(firstOrder: true);
                 Constrain();
                 WithParameters();
                 if (_hasModules) BindModules();
@@ -213,15 +215,35 @@ namespace Posteriors.Generators
                 _w.Close();
             }
 
+            /// <summary>
+            /// The log prior. With tensor members it reads their constrained values from the rebound copy
+            /// (<c>WithParameters</c>), so that one evaluation computes each constrained value once and shares it
+            /// with the likelihood.
+            /// </summary>
             private void LogPrior()
             {
                 _w.Line();
                 Doc();
-                _w.Line("public " + T("Tensor") + " LogPrior(" + T("ParameterTree") + " parameters)");
+                if (!HasTensors)
+                {
+                    _w.Line("public " + T("Tensor") + " LogPrior(" + T("ParameterTree") + " parameters)");
+                    _w.Open();
+                    Return(PriorTerms());
+                    _w.Close();
+                    return;
+                }
+                _w.Line("public " + T("Tensor") + " LogPrior(" + T("ParameterTree") + " parameters) =>");
+                _w.Indented(() => _w.Line("LogPrior(parameters, WithParameters(parameters));"));
+                _w.Line();
+                _w.Line("/// <summary>The log prior at the constrained values held by <paramref name=\"model\"/>.</summary>");
+                _w.Line("private " + T("Tensor") + " LogPrior(" + T("ParameterTree") + " parameters, " + Id(_model.Name) + " model)");
                 _w.Open();
-                var named = NamedParameters();
-                foreach (var p in _tensors.Where(p => named.Contains(p.Name)))
-                    _w.Line("var " + Local(p.Name) + " = " + TreeValue(p) + ";");
+                Return(PriorTerms());
+                _w.Close();
+            }
+
+            private List<(string Head, List<string> Args, string Tail)> PriorTerms()
+            {
                 var terms = new List<(string Head, List<string> Args, string Tail)>();
                 foreach (var p in _model.Parameters)
                 {
@@ -238,40 +260,132 @@ namespace Posteriors.Generators
                     }
                     if (p.IsMapped)
                     {
-                        var u = "parameters[" + Literal(p.TreeName) + "]";
                         if (p.Distribution != Distribution.Flat)
                         {
-                            args.Add(named.Contains(p.Name) ? Local(p.Name) : TreeValue(p));
+                            args.Add(Value(p));
                             args.Add(Dist(p));
-                            args.AddRange(PriorArguments(p, Local));
+                            args.AddRange(PriorArguments(p, Value));
                             terms.Add((T("Priors") + ".LogProb", args, ")"));
                         }
-                        var jacobian = new List<string> { u };
+                        var jacobian = new List<string> { Leaf(p) };
                         jacobian.AddRange(BoundArguments(p));
                         terms.Add((T("Bijectors") + "." + p.BijectorName + "LogDetJacobian", jacobian, ")"));
                         continue;
                     }
-                    args.Add("parameters[" + Literal(p.TreeName) + "]");
+                    if (p.IsPositive)
+                    {
+                        // The density of u = log θ (Jacobian included), evaluated with the θ already at hand.
+                        args.Add(Leaf(p));
+                        args.Add(Dist(p));
+                        args.AddRange(PriorArguments(p, Value));
+                        if (p.Distribution is not (Distribution.Flat or Distribution.LogNormal)) args.Add("theta: " + Value(p));
+                        terms.Add((T("Priors") + ".LogProbPositive", args, ")"));
+                        continue;
+                    }
+                    args.Add(Value(p));
                     args.Add(Dist(p));
-                    args.AddRange(PriorArguments(p, Local));
-                    terms.Add((T("Priors") + (p.IsPositive ? ".LogProbPositive" : ".LogProb"), args, ")"));
+                    args.AddRange(PriorArguments(p, Value));
+                    terms.Add((T("Priors") + ".LogProb", args, ")"));
                 }
+                return terms;
+            }
+
+            private void Return(List<(string Head, List<string> Args, string Tail)> terms)
+            {
                 if (terms.Count == 0)
                 {
                     _w.Line("return " + T("Torch") + ".zeros(global::System.Array.Empty<long>(), dtype: parameters.ScalarType, device: parameters.Device);");
+                    return;
                 }
-                else
+                for (var i = 0; i < terms.Count; i++)
                 {
-                    for (var i = 0; i < terms.Count; i++)
-                    {
-                        var (head, args, tail) = terms[i];
-                        var last = i == terms.Count - 1 ? ";" : "";
-                        if (i == 0) _w.Call("return " + head, args, tail + last);
-                        else _w.Indented(() => _w.Call("+ " + head, args, tail + last));
-                    }
+                    var (head, args, tail) = terms[i];
+                    var last = i == terms.Count - 1 ? ";" : "";
+                    if (i == 0) _w.Call("return " + head, args, tail + last);
+                    else _w.Indented(() => _w.Call("+ " + head, args, tail + last));
                 }
+            }
+
+            /// <summary>
+            /// ∇ of the log prior in closed form: each prior's derivatives with respect to its parameter and to the
+            /// parameters its arguments name (hierarchical priors send gradient to their parents), summed per parameter
+            /// in the constrained coordinates, then pulled back through each constraint with its Jacobian term.
+            /// </summary>
+            private void LogPriorGradient()
+            {
+                _w.Line();
+                Doc();
+                _w.Line("public " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters)");
+                _w.Open();
+                _w.Line("using var noGrad = " + T("Torch") + ".no_grad();");
+                if (HasTensors)
+                {
+                    _w.Line("return LogPriorGradient(parameters, WithParameters(parameters));");
+                    _w.Close();
+                    _w.Line();
+                    _w.Line("/// <summary>The prior gradient at the constrained values held by <paramref name=\"model\"/>.</summary>");
+                    _w.Line("private " + T("ParameterTree") + " LogPriorGradient(" + T("ParameterTree") + " parameters, " + Id(_model.Name) + " model)");
+                    _w.Open();
+                }
+                var priors = _tensors.Where(p => p.Distribution != Distribution.Flat).ToList();
+                foreach (var p in PriorGraph.Order(_tensors, out _).Where(p => p.Distribution != Distribution.Flat))
+                {
+                    var args = new List<string> { Value(p), Dist(p) };
+                    args.AddRange(PriorArguments(p, Value));
+                    if (p.IsPositive && !IsPositiveSupport(p.Distribution)) args.Add("positive: true");
+                    _w.Call("var " + PriorLocal(p) + " = " + T("Priors") + ".Differentiate", args, ");");
+                }
+                _w.Line("var leaves = new " + Leaves + "();");
+                foreach (var p in _model.Parameters)
+                {
+                    if (p.IsModule)
+                    {
+                        var args = new List<string> { "parameters", Literal(p.Name), Dist(p) };
+                        args.AddRange(PriorArguments(p, _ => throw new InvalidOperationException("modules have no parent parameters")));
+                        _w.Call("leaves.AddRange(" + T("ModelSupport") + ".ModuleLogPriorGradient", args, "));");
+                        continue;
+                    }
+                    _w.Call("leaves.Add(new " + T("Leaf"), new[] { Literal(p.TreeName), Pullback(p, GradientTerms(p, priors)) }, "));");
+                }
+                _w.Line("return new " + T("ParameterTree") + "(leaves);");
                 _w.Close();
             }
+
+            /// <summary>∂/∂θ of the log prior for one parameter: its own prior's term and one per argument of a child prior naming it.</summary>
+            private List<string> GradientTerms(ParameterSpec p, List<ParameterSpec> priors)
+            {
+                var terms = new List<string>();
+                if (p.Distribution != Distribution.Flat) terms.Add(PriorLocal(p) + ".Gradient");
+                foreach (var child in priors)
+                    foreach (var a in child.Arguments.Where(a => a.Source == ArgumentSource.Parameter && a.Member == p.Name))
+                        terms.Add(PriorLocal(child) + "." + char.ToUpperInvariant(a.Name[0]) + a.Name.Substring(1) + "Gradient");
+                return terms;
+            }
+
+            /// <summary>The leaf's gradient: ∂/∂θ pulled back to the unconstrained coordinate, the Jacobian term's gradient included.</summary>
+            private string Pullback(ParameterSpec p, List<string> terms)
+            {
+                var sum = string.Join(" + ", terms);
+                var g = terms.Count switch { 0 => T("Torch") + ".zeros_like(" + Value(p) + ")", _ => sum };
+                switch (p.Constraint)
+                {
+                    case Constraint.None:
+                        return terms.Count == 0 ? T("Torch") + ".zeros_like(" + Leaf(p) + ")" : sum;
+                    case Constraint.Positive: // u = log θ: g θ + 1
+                        return terms.Count == 0 ? T("Torch") + ".ones_like(" + Leaf(p) + ")"
+                            : (terms.Count == 1 ? sum : "(" + sum + ")") + " * " + Value(p) + " + 1";
+                    case Constraint.Interval:
+                        return T("Bijectors") + ".IntervalGradient(" + string.Join(", ", new[] { Leaf(p), g }.Concat(BoundArguments(p))) + ")";
+                    case Constraint.Ordered:
+                        return T("Bijectors") + ".OrderedGradient(" + Leaf(p) + ", " + g + ")";
+                    default: // Simplex, CholeskyCorrelation: the pullback uses θ itself
+                        return T("Bijectors") + "." + p.BijectorName + "Gradient(" + Leaf(p) + ", " + Value(p) + ", " + g + ")";
+                }
+            }
+
+            private string PriorLocal(ParameterSpec p) => Id(char.ToLowerInvariant(p.Name[0]) + p.Name.Substring(1) + "Prior");
+
+            private static bool IsPositiveSupport(Distribution d) => ModelReader.IsPositiveSupport(d);
 
             private void ForwardMembers()
             {
@@ -322,25 +436,48 @@ namespace Posteriors.Generators
                 _w.Close();
             }
 
-            private void LogPosterior()
+            /// <summary>
+            /// The log posterior; with <paramref name="firstOrder"/>, the same value with the prior computed without
+            /// autograd and its closed-form gradient handed over as <c>AnalyticGradient</c>.
+            /// </summary>
+            private void LogPosterior(bool firstOrder)
             {
                 _w.Line();
                 Doc();
-                _w.Line("public " + T("LogDensityResult") + " LogPosterior(" + T("ParameterTree") + " parameters, " + Batch + " batch)");
+                var name = firstOrder ? "FirstOrderLogPosterior" : "LogPosterior";
+                _w.Line("public " + T("LogDensityResult") + " " + name + "(" + T("ParameterTree") + " parameters, " + Batch + " batch)");
                 _w.Open();
                 _w.Line("var n = " + T("ModelSupport") + ".RequireDatasetSize(_datasetSize, " + _name + ");");
                 if (_hasModules) _w.Line("var wrt = BindModules(parameters);");
-                var prior = _hasModules ? "LogPrior(wrt)" : "LogPrior(parameters)";
+                if (HasTensors) _w.Line("var model = WithParameters(parameters);");
+                var target = HasTensors ? "model" : "this";
+                var model = HasTensors ? ", model" : "";
+                string prior;
+                if (firstOrder)
+                {
+                    // The prior is a constant for autograd: no graph is recorded for it.
+                    _w.Line(T("Tensor") + " logPrior;");
+                    _w.Line(T("ParameterTree") + " gradient;");
+                    _w.Line("using (" + T("Torch") + ".no_grad())");
+                    _w.Open();
+                    _w.Line("logPrior = LogPrior(parameters" + model + ");");
+                    _w.Line("gradient = LogPriorGradient(parameters" + model + ").Map(g => g.div_(n));");
+                    _w.Close();
+                    prior = "logPrior";
+                }
+                else prior = "LogPrior(" + (_hasModules ? "wrt" : "parameters") + model + ")";
+                var extra = (_hasModules ? ", wrt: wrt" : "") + (firstOrder ? ", analyticGradient: gradient" : "");
                 if (L.IsForward)
                 {
-                    _w.Line("var output = " + Bound() + "." + Id(L.MethodName) + "(batch.X);");
-                    PerDatum("var logLikelihoods = ", OutputLogProb("output"), ";");
-                    _w.Line("return new " + T("LogDensityResult") + "(logLikelihoods.mean() + " + prior + " / n, output.detach()" + (_hasModules ? ", wrt" : "") + ");");
+                    _w.Line("var output = " + target + "." + Id(L.MethodName) + "(batch.X);");
+                    PerDatum("var logLikelihoods = ", OutputLogProb("output", target), ";");
+                    _w.Call("return new " + T("LogDensityResult"),
+                        new[] { "logLikelihoods.mean() + " + prior + " / n", "output.detach()" }, extra + ");");
                 }
                 else
                 {
-                    PerDatum("var logLikelihoods = ", CallLikelihood(Bound()), ";");
-                    _w.Line("return new " + T("LogDensityResult") + "(logLikelihoods.mean() + " + prior + " / n" + (_hasModules ? ", wrt: wrt" : "") + ");");
+                    PerDatum("var logLikelihoods = ", CallLikelihood(target), ";");
+                    _w.Call("return new " + T("LogDensityResult"), new[] { "logLikelihoods.mean() + " + prior + " / n" }, extra + ");");
                 }
                 _w.Close();
             }
@@ -411,11 +548,11 @@ namespace Posteriors.Generators
             }
 
             /// <summary>The per-datum outer log likelihood of <paramref name="output"/>; a learned σ comes from the tree.</summary>
-            private string OutputLogProb(string output)
+            private string OutputLogProb(string output, string? model = null)
             {
                 if (!L.LearnedScale) return "Likelihood.LogProb(" + output + ", batch.Y)";
                 var sigma = _tensors.First(p => p.Name == L.ScaleMember);
-                return T("ModelSupport") + ".NormalOutput(" + output + ", batch.Y, " + TreeValue(sigma) + ")";
+                return T("ModelSupport") + ".NormalOutput(" + output + ", batch.Y, " + (model is null ? TreeValue(sigma) : model + "." + Id(sigma.Name)) + ")";
             }
 
             /// <summary>The model to evaluate on: the rebound copy, or this one when there are no tensor members.</summary>
@@ -473,6 +610,16 @@ namespace Posteriors.Generators
 
             private string Unconstrained(ParameterSpec p) =>
                 T("ModelSupport") + ".Unconstrain(" + Id(p.Name) + ", " + _name + ", " + Literal(p.Name) + ")";
+
+            private bool HasTensors => _tensors.Count > 0;
+
+            /// <summary>A tensor member's constrained value on the rebound copy <c>model</c>.</summary>
+            private string Value(ParameterSpec p) => "model." + Id(p.Name);
+
+            private string Value(string member) => "model." + Id(member);
+
+            /// <summary>A tensor member's (unconstrained) tree leaf.</summary>
+            private string Leaf(ParameterSpec p) => "parameters[" + Literal(p.TreeName) + "]";
 
             /// <summary>The local holding a parameter's constrained value.</summary>
             private string Local(string member) => Id(char.ToLowerInvariant(member[0]) + member.Substring(1) + "Value");

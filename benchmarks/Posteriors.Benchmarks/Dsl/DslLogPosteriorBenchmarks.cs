@@ -71,4 +71,12 @@ public class DslLogPosteriorBenchmarks
         using var scope = NewDisposeScope();
         return Autodiff.ValueAndGrad<(Tensor X, Tensor Y)>(_model.LogPosterior, _parameters, _batch).Value.item<float>();
     }
+
+    /// <summary>The generated log posterior with the prior's gradient in closed form (what the samplers are given).</summary>
+    [Benchmark]
+    public double GeneratedFirstOrder()
+    {
+        using var scope = NewDisposeScope();
+        return Autodiff.ValueAndGrad<(Tensor X, Tensor Y)>(_model.FirstOrderLogPosterior, _parameters, _batch).Value.item<float>();
+    }
 }

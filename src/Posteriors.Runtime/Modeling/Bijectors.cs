@@ -29,6 +29,16 @@ public static class Bijectors
     }
 
     /// <summary>
+    /// ∇u [f(θ(u)) + log |dθ/du|] from g = ∇θ f (the analytic prior gradient of a <see cref="BoundedAttribute"/> leaf):
+    /// g (hi − lo) σ(u) σ(−u) + 1 − 2σ(u).
+    /// </summary>
+    public static Tensor IntervalGradient(Tensor u, Tensor gradient, PriorArgument low, PriorArgument high)
+    {
+        var s = u.sigmoid();
+        return Times(gradient * s * (1 - s), Width(low, high)) + 1 - 2 * s;
+    }
+
+    /// <summary>
     /// Stick-breaking onto the simplex (<see cref="SimplexAttribute"/>): u [..., K − 1] → θ [..., K] with
     /// zₖ = σ(uₖ − log(K − k)), θₖ = zₖ (1 − Σⱼ₍ₖ θⱼ) and θ_K the remainder; u = 0 is the uniform point.
     /// </summary>
@@ -59,6 +69,20 @@ public static class Bijectors
         return (nn.functional.logsigmoid(shifted) + nn.functional.logsigmoid(-shifted) + logRemaining).sum();
     }
 
+    /// <summary>
+    /// ∇u [f(θ(u)) + log |det ∂θ/∂u|] from g = ∇θ f, with θ = <see cref="SimplexForward"/>(u) given: for stick k
+    /// (0-based, of K), (1 − zₖ) gₖθₖ − zₖ Σ_{j&gt;k} gⱼθⱼ + 1 − zₖ (K − k).
+    /// </summary>
+    public static Tensor SimplexGradient(Tensor u, Tensor theta, Tensor gradient)
+    {
+        var k = theta.shape[^1];
+        var z = (u - Offsets(u, k)).sigmoid();
+        var weighted = gradient * theta;
+        var after = (weighted.flip(-1).cumsum(-1).flip(-1) - weighted).narrow(-1, 0, k - 1);
+        var sticks = arange(k, 1, -1, dtype: u.dtype, device: u.device);   // K − k
+        return (1 - z) * weighted.narrow(-1, 0, k - 1) - z * after + 1 - z * sticks;
+    }
+
     /// <summary>z and log(1 − Σⱼ₍ₖ θⱼ) = Σⱼ₍ₖ log(1 − zⱼ) for each stick.</summary>
     private static (Tensor Z, Tensor LogRemaining) Sticks(Tensor u)
     {
@@ -82,6 +106,16 @@ public static class Bijectors
 
     /// <summary>Σ log |det ∂θ/∂u| = Σ_{k ≥ 2} uₖ.</summary>
     public static Tensor OrderedLogDetJacobian(Tensor u) => u.narrow(-1, 1, u.shape[^1] - 1).sum();
+
+    /// <summary>
+    /// ∇u [f(θ(u)) + log |det ∂θ/∂u|] from g = ∇θ f: Σ_{j ≥ 1} gⱼ for u₁, and (Σ_{j ≥ k} gⱼ) e^{uₖ} + 1 for k ≥ 2.
+    /// </summary>
+    public static Tensor OrderedGradient(Tensor u, Tensor gradient)
+    {
+        var tail = gradient.flip(-1).cumsum(-1).flip(-1);
+        var n = u.shape[^1];
+        return cat(new[] { tail.narrow(-1, 0, 1), tail.narrow(-1, 1, n - 1) * u.narrow(-1, 1, n - 1).exp() + 1 }, -1);
+    }
 
     /// <summary>
     /// The Cholesky factor L [K, K] of a correlation matrix (<see cref="CholeskyCorrelationAttribute"/>) from
@@ -114,6 +148,26 @@ public static class Bijectors
         var z = u.tanh();
         FromPartialCorrelations(z, out var logScale);
         return (1 - z.square()).log().sum() + logScale;
+    }
+
+    /// <summary>
+    /// ∇u [f(L(u)) + log |det ∂L/∂u|] from G = ∇L f, with L = <see cref="CholeskyCorrelationForward"/>(u) given. Row by
+    /// row Lᵢⱼ = zᵢⱼ sᵢⱼ with sᵢⱼ = Πₖ₍ⱼ √(1 − zᵢₖ²) (and Lᵢᵢ = sᵢᵢ), so for z = tanh u:
+    /// Gᵢⱼ sᵢⱼ (1 − zᵢⱼ²) − zᵢⱼ Σ_{k&gt;j} Gᵢₖ Lᵢₖ − zᵢⱼ (i − j + 1), 0-based.
+    /// </summary>
+    public static Tensor CholeskyCorrelationGradient(Tensor u, Tensor l, Tensor gradient)
+    {
+        var k = l.shape[^1];
+        var below = tril_indices(k, k, -1, device: u.device);
+        var (rows, columns) = (below[0], below[1]);
+        var z = zeros(new[] { k, k }, dtype: u.dtype, device: u.device).index_put_(u.tanh(), rows, columns);
+        var logRemaining = (1 - z.square()).log();
+        var s = (0.5 * (logRemaining.cumsum(-1) - logRemaining)).exp();
+        var weighted = gradient * l;
+        var after = weighted.flip(-1).cumsum(-1).flip(-1) - weighted;
+        var position = arange(k, dtype: u.dtype, device: u.device);
+        var full = gradient * s * (1 - z.square()) - z * after - z * (position.unsqueeze(1) - position + 1);
+        return full.index(rows, columns);
     }
 
     /// <summary>The number of unconstrained values of a K × K Cholesky correlation factor.</summary>

@@ -47,7 +47,7 @@ namespace Posteriors.Modeling
         Dirichlet = 12,
 
         /// <summary>
-        /// LKJ(concentration) on the Cholesky factor of a correlation matrix, up to its normalising constant. Argument:
+        /// LKJ(concentration) on the Cholesky factor of a correlation matrix, normalising constant included. Argument:
         /// concentration (η; 1 is uniform over correlation matrices). Requires <see cref="CholeskyCorrelationAttribute"/>.
         /// </summary>
         LkjCholesky = 13,

@@ -44,6 +44,23 @@ public interface IModel<in TBatch>
     /// <exception cref="InvalidOperationException"><see cref="DatasetSize"/> is not set.</exception>
     LogDensityResult LogPosterior(ParameterTree parameters, TBatch batch);
 
+    /// <summary>
+    /// ∇ <see cref="LogPrior"/> in closed form, without autograd: every prior's derivatives with respect to its parameter
+    /// and to the parameters its arguments name, pulled back through the constraints (Jacobian terms included).
+    /// </summary>
+    ParameterTree LogPriorGradient(ParameterTree parameters);
+
+    /// <summary>
+    /// The log posterior for first-order algorithms (SGLD, SGHMC, BAOA, MAP, optimizers): the value of
+    /// <see cref="LogPosterior"/>, with the prior evaluated without autograd and its gradient
+    /// (<see cref="LogPriorGradient"/> / N) returned as <see cref="LogDensityResult.AnalyticGradient"/>, which
+    /// <see cref="Autodiff.ValueAndGrad{TBatch}"/> adds to the likelihood's autograd gradient. Computations that
+    /// differentiate the value itself (Laplace, VI, <see cref="Ensembles.ParallelChains.Sum{TBatch}"/>) reject it: give
+    /// those <see cref="LogPosterior"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><see cref="DatasetSize"/> is not set.</exception>
+    LogDensityResult FirstOrderLogPosterior(ParameterTree parameters, TBatch batch);
+
     /// <summary>The parameters in the model's own coordinates: positive leaves exponentiated and named by their member.</summary>
     ParameterTree Constrain(ParameterTree parameters);
 }

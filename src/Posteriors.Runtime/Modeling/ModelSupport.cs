@@ -79,6 +79,15 @@ public static class ModelSupport
         SumOver(Subtree(parameters, member), leaf => Priors.LogProb(leaf, distribution, loc, scale, df, shape, rate));
 
     /// <summary>
+    /// The closed-form gradient of <see cref="ModuleLogPrior"/> for every parameter of module member <paramref name="member"/>,
+    /// named under it (<c>member.x</c>), in the tree's order.
+    /// </summary>
+    public static IEnumerable<KeyValuePair<string, Tensor>> ModuleLogPriorGradient(ParameterTree parameters, string member, Distribution distribution,
+        PriorArgument loc = default, PriorArgument scale = default, PriorArgument df = default, PriorArgument shape = default,
+        PriorArgument rate = default) =>
+        Prefixed(member, Subtree(parameters, member).Map(leaf => Priors.Differentiate(leaf, distribution, loc, scale, df, shape, rate).Gradient));
+
+    /// <summary>
     /// Points module member <paramref name="member"/> at the tree's leaves <c>member.x</c> (<see cref="ModuleBinding.Bind"/>);
     /// returns the bound leaves, named under the member, to differentiate.
     /// </summary>

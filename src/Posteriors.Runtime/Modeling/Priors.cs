@@ -71,30 +71,89 @@ public static class Priors
     /// Σ [log p(e^u) + u] over the elements of <paramref name="u"/> = log θ: the prior density of a
     /// <see cref="PositiveAttribute"/> parameter in its unconstrained coordinate, Jacobian included. A real-line prior
     /// is truncated to θ &gt; 0 and renormalised (StudentT only with loc 0, where the normaliser is ½); Flat stays flat.
+    /// <c>theta</c> is θ = e^u when the caller already has it (a generated model computes each constrained value once per
+    /// evaluation); it is computed from u when null.
     /// </summary>
     /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
     public static Tensor LogProbPositive(Tensor u, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
         PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
         PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
-        PriorArgument concentration = default)
+        PriorArgument concentration = default, Tensor? theta = null)
     {
         ArgumentNullException.ThrowIfNull(u);
         var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
         if (distribution == Distribution.Flat) return u.sum();
+        if (distribution is Distribution.LogNormal) theta = null; // a normal density in u: θ is not needed
+        else theta ??= u.exp();
         if (!HasPositiveSupport(distribution))
-            return Summed(u, RealLine(u.exp(), distribution, args) - LogMassAboveZero(u, distribution, args) + u);
-        if (args.AllConstant) return ConstantLogProbPositive(u, distribution, args);
+            return Summed(u, RealLine(theta!, distribution, args) - LogMassAboveZero(u, distribution, args) + u);
+        if (args.AllConstant) return ConstantLogProbPositive(u, theta, distribution, args);
         var (a, b) = (args.FirstTensor(u), args.SecondTensor(u));
         Tensor density = distribution switch
         {
-            Distribution.HalfNormal => u - (2 * u).exp() / (2 * a.square()) + Math.Log(2) - a.log() - HalfLog2Pi,
-            Distribution.HalfCauchy => u - (u.exp() / a).square().log1p() + Math.Log(2 / Math.PI) - a.log(),
+            Distribution.HalfNormal => u - theta!.square() / (2 * a.square()) + Math.Log(2) - a.log() - HalfLog2Pi,
+            Distribution.HalfCauchy => u - (theta! / a).square().log1p() + Math.Log(2 / Math.PI) - a.log(),
             Distribution.LogNormal => -0.5 * ((u - a) / b).square() - b.log() - HalfLog2Pi,
-            Distribution.Gamma => a * u - b * u.exp() + a * b.log() - a.lgamma(),
-            _ /* Exponential */ => u - a * u.exp() + a.log(),
+            Distribution.Gamma => a * u - b * theta! + a * b.log() - a.lgamma(),
+            _ /* Exponential */ => u - a * theta! + a.log(),
         };
         return Summed(u, density);
+    }
+
+    /// <summary>
+    /// The closed-form derivatives of <see cref="LogProb"/> (or, with <paramref name="positive"/>, of the density of a
+    /// <see cref="PositiveAttribute"/> parameter in θ, a real-line prior's truncation included): ∂/∂θ and ∂/∂ each tensor
+    /// argument, computed without autograd. θ is the constrained value; pull <see cref="PriorDerivatives.Gradient"/> back
+    /// to the unconstrained leaf with the constraint's bijector gradient (for a positive parameter, g θ + 1 in u = log θ).
+    /// Generated models call this for their analytic prior gradient.
+    /// </summary>
+    /// <exception cref="ArgumentException">An argument is missing or does not belong to the distribution.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A constant argument is out of range.</exception>
+    public static PriorDerivatives Differentiate(Tensor theta, Distribution distribution, PriorArgument loc = default, PriorArgument scale = default,
+        PriorArgument df = default, PriorArgument shape = default, PriorArgument rate = default,
+        PriorArgument low = default, PriorArgument high = default, PriorArgument alpha = default, PriorArgument beta = default,
+        PriorArgument concentration = default, bool positive = false)
+    {
+        ArgumentNullException.ThrowIfNull(theta);
+        var args = new Arguments(distribution, loc, scale, df, shape, rate, low, high, alpha, beta, concentration);
+        if (positive && distribution == Distribution.StudentT) RequireZeroLocation(args);
+        var given = new Dictionary<string, PriorArgument>
+        {
+            ["loc"] = loc, ["scale"] = scale, ["df"] = df, ["shape"] = shape, ["rate"] = rate, ["low"] = low, ["high"] = high,
+            ["alpha"] = alpha, ["beta"] = beta, ["concentration"] = concentration,
+        };
+        var named = ArgumentNames(distribution).ToDictionary(name => name, name => given[name]);
+        var truncated = positive && !HasPositiveSupport(distribution) && distribution != Distribution.Flat;
+        return new PriorDerivatives(theta, distribution, truncated, named);
+    }
+
+    /// <summary>log c_K(η), the normaliser of LKJ(η) over K × K correlation matrices (density c⁻¹ det(R)^(η−1)).</summary>
+    /// <remarks>
+    /// log c_K(η) = Σ_{m=1}^{K−1} (K − m) [(2η − 2 + K − m) log 2 + 2 log Γ(xₘ) − log Γ(2xₘ)], xₘ = η + (K − m − 1)/2:
+    /// the partial correlations are independent, the one in column m (1-based) a Beta(xₘ, xₘ) stretched onto (−1, 1).
+    /// </remarks>
+    internal static Tensor LkjLogNormaliser(Tensor eta, long k)
+    {
+        var total = zeros_like(eta);
+        for (var m = 1; m < k; m++)
+        {
+            var x = eta + (k - m - 1) / 2.0;
+            total = total + (k - m) * ((2 * eta - 2 + k - m) * Math.Log(2) + 2 * x.lgamma() - (2 * x).lgamma());
+        }
+        return total;
+    }
+
+    /// <summary>∂ log c_K(η)/∂η (see <see cref="LkjLogNormaliser"/>).</summary>
+    internal static Tensor LkjLogNormaliserDerivative(Tensor eta, long k)
+    {
+        var total = zeros_like(eta);
+        for (var m = 1; m < k; m++)
+        {
+            var x = eta + (k - m - 1) / 2.0;
+            total = total + (k - m) * (2 * Math.Log(2) + 2 * x.digamma() - 2 * (2 * x).digamma());
+        }
+        return total;
     }
 
     /// <summary>
@@ -265,7 +324,7 @@ public static class Priors
 
     /// <summary>
     /// Log densities on bounded supports: elementwise for Uniform and Beta; per vector (last dimension, kept as a
-    /// size-1 dimension) for Dirichlet; one value for LKJ on a Cholesky factor [K, K] (unnormalised).
+    /// size-1 dimension) for Dirichlet; one value for LKJ on a Cholesky factor [K, K] (normalised: see <see cref="LkjLogNormaliser"/>).
     /// </summary>
     private static Tensor Bounded(Tensor theta, Distribution distribution, Arguments args)
     {
@@ -287,7 +346,7 @@ public static class Priors
                 var k = theta.shape[^1];
                 var diagonal = theta.diagonal(0, -2, -1).narrow(-1, 1, k - 1);
                 var exponents = (k - 3 + 2 * a) - arange(1, k, dtype: theta.dtype, device: theta.device);
-                return (exponents * diagonal.log()).sum(-1, keepdim: true);
+                return (exponents * diagonal.log()).sum(-1, keepdim: true) - LkjLogNormaliser(a, k);
             }
         }
     }
@@ -433,7 +492,7 @@ public static class Priors
         };
     }
 
-    private static Tensor ConstantLogProbPositive(Tensor u, Distribution distribution, Arguments args)
+    private static Tensor ConstantLogProbPositive(Tensor u, Tensor? theta, Distribution distribution, Arguments args)
     {
         var n = u.numel();
         var (a, b) = (args.FirstValue, args.SecondValue);
@@ -441,13 +500,13 @@ public static class Priors
         {
             // One reduction per term: the Jacobian u joins the elementwise part before the sum.
             // log 2 − log a − ½ log 2π − e^{2u}/(2a²), plus u
-            Distribution.HalfNormal => (u - (2 * u).exp() * (0.5 / (a * a))).sum() + n * (Math.Log(2) - Math.Log(a) - HalfLog2Pi),
-            Distribution.HalfCauchy => (u - (u.exp() / a).square().log1p()).sum() + n * (Math.Log(2 / Math.PI) - Math.Log(a)),
+            Distribution.HalfNormal => (u - theta!.square() * (0.5 / (a * a))).sum() + n * (Math.Log(2) - Math.Log(a) - HalfLog2Pi),
+            Distribution.HalfCauchy => (u - (theta! / a).square().log1p()).sum() + n * (Math.Log(2 / Math.PI) - Math.Log(a)),
             // log θ ~ N(a, b): in u this is exactly a normal density
             Distribution.LogNormal => (u - a).square().sum() * (-0.5 / (b * b)) - n * (Math.Log(b) + HalfLog2Pi),
             // a log b − log Γ(a) + (a − 1) u − b e^u, plus u
-            Distribution.Gamma => (u * a - u.exp() * b).sum() + n * (a * Math.Log(b) - Modeling.LogProb.LogGamma(a)),
-            _ /* Exponential */ => (u - u.exp() * a).sum() + n * Math.Log(a),
+            Distribution.Gamma => (u * a - theta! * b).sum() + n * (a * Math.Log(b) - Modeling.LogProb.LogGamma(a)),
+            _ /* Exponential */ => (u - theta! * a).sum() + n * Math.Log(a),
         };
     }
 

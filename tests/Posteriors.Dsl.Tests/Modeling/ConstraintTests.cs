@@ -77,10 +77,67 @@ public class ConstraintTests
         // Dirichlet(2, 2, 2) at (0.2, 0.3, 0.5): Γ(6)/Γ(2)³ · 0.2 · 0.3 · 0.5
         var dirichlet = Math.Log(120) + Math.Log(0.2 * 0.3 * 0.5);
         Assert.That(Priors.LogProb(T(0.2, 0.3, 0.5), Distribution.Dirichlet, concentration: 2).item<double>(), Is.EqualTo(dirichlet).Within(1e-12));
-        // LKJ(η) on L (K = 3): Σ_{k=2..3} (K − k + 2η − 2) log L_kk (unnormalised)
+        // LKJ(η) on L (K = 3): Σ_{k=2..3} (K − k + 2η − 2) log L_kk − log c₃(η), with (Lewandowski, Kurowicka & Joe)
+        // c₃(η) = 2^{2(2η)} B(η + ½, η + ½)² · 2^{2η − 1} B(η, η); at η = 2.5: 2^10 B(3, 3)² · 2^4 B(2.5, 2.5).
         var l = Bijectors.CholeskyCorrelationForward(T(0.3, -1.2, 0.8));
-        var lkj = (3 - 2 + 2 * 2.5 - 2) * Math.Log(l[1, 1].item<double>()) + (3 - 3 + 2 * 2.5 - 2) * Math.Log(l[2, 2].item<double>());
+        var logBeta33 = Math.Log(1.0 / 30);                                             // Γ(3)²/Γ(6) = 4/120
+        var logBeta2525 = 2 * T(2.5).lgamma().item<double>() - Math.Log(24);              // Γ(2.5)²/Γ(5)
+        var logC = 10 * Math.Log(2) + 2 * logBeta33 + 4 * Math.Log(2) + logBeta2525;
+        var lkj = (3 - 2 + 2 * 2.5 - 2) * Math.Log(l[1, 1].item<double>()) + (3 - 3 + 2 * 2.5 - 2) * Math.Log(l[2, 2].item<double>()) - logC;
         Assert.That(Priors.LogProb(l, Distribution.LkjCholesky, concentration: 2.5).item<double>(), Is.EqualTo(lkj).Within(1e-12));
+    }
+
+    [Test]
+    public void LkjInTwoDimensionsIsAStretchedBetaOnTheCorrelation()
+    {
+        // K = 2: L = [[1, 0], [r, √(1 − r²)]] and LKJ(η) on r is Beta(η, η) on (r + 1)/2, stretched onto (−1, 1).
+        foreach (var eta in new[] { 0.7, 1.0, 1.5, 3.0 })
+        {
+            var beta = distributions.Beta(T(eta), T(eta));
+            foreach (var r in new[] { -0.9, -0.3, 0.0, 0.45, 0.8 })
+            {
+                var l = T(1, 0, r, Math.Sqrt(1 - r * r)).reshape(2, 2);
+                var expected = beta.log_prob(T((r + 1) / 2)).item<double>() - Math.Log(2);
+                Assert.That(Priors.LogProb(l, Distribution.LkjCholesky, concentration: eta).item<double>(), Is.EqualTo(expected).Within(1e-10), $"η = {eta}, r = {r}");
+            }
+            if (eta < 1) continue; // the density is unbounded at ±1 below η = 1
+            // and it integrates to one (trapezoid rule on a fine grid)
+            const int points = 4001;
+            double integral = 0;
+            for (var i = 0; i < points; i++)
+            {
+                var r = -1 + 2.0 * i / (points - 1);
+                var l = T(1, 0, r, Math.Sqrt(Math.Max(0, 1 - r * r))).reshape(2, 2);
+                var density = i is 0 or points - 1 ? (eta == 1 ? 0.5 : 0) : Math.Exp(Priors.LogProb(l, Distribution.LkjCholesky, concentration: eta).item<double>());
+                integral += density * (i is 0 or points - 1 ? 0.5 : 1) * 2.0 / (points - 1);
+            }
+            Assert.That(integral, Is.EqualTo(1).Within(1e-4), $"∫ p(r) dr at η = {eta}");
+        }
+    }
+
+    [Test]
+    public void LkjIsNormalisedInEveryDimensionThroughItsPartialCorrelations()
+    {
+        // In the unconstrained coordinates u (z = tanh u, the canonical partial correlations), LKJ(η) makes the z's
+        // independent, the one in column j (0-based) a Beta(βⱼ, βⱼ) on (z + 1)/2 with βⱼ = η + (K − 2 − j)/2: the
+        // normalised prior plus the bijector's log-Jacobian must equal that product of Beta densities times dz/du.
+        foreach (var (k, eta) in new[] { (3L, 2.5), (4L, 0.8), (5L, 1.0) })
+        {
+            var u = randn(Bijectors.CholeskyCorrelationSize(k), dtype: ScalarType.Float64, generator: new Generator(11));
+            var z = u.tanh();
+            var expected = 0.0;
+            var index = 0;
+            for (var i = 1; i < k; i++)
+                for (var j = 0; j < i; j++, index++)
+                {
+                    var b = eta + (k - 2 - j) / 2.0;
+                    var zij = z[index].item<double>();
+                    expected += distributions.Beta(T(b), T(b)).log_prob(T((zij + 1) / 2)).item<double>() - Math.Log(2) + Math.Log(1 - zij * zij);
+                }
+            var l = Bijectors.CholeskyCorrelationForward(u);
+            var actual = Priors.LogProb(l, Distribution.LkjCholesky, concentration: eta) + Bijectors.CholeskyCorrelationLogDetJacobian(u);
+            Assert.That(actual.item<double>(), Is.EqualTo(expected).Within(1e-9), $"K = {k}, η = {eta}");
+        }
     }
 
     [Test]
