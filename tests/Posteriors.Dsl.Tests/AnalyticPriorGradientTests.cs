@@ -1,4 +1,5 @@
 using Posteriors.Dsl.Tests.Models;
+using Posteriors.Ensembles;
 using Posteriors.Models.Hierarchical;
 using Posteriors.Modeling;
 using Posteriors.Sgmcmc;
@@ -123,6 +124,23 @@ public class AnalyticPriorGradientTests
         }
         for (var i = 0; i < start.Count; i++)
             Assert.That(sb.Params.Leaves[i].allclose(sa.Params.Leaves[i], rtol: 1e-6, atol: 1e-9), Is.True, $"trajectory of {start.Names[i]}");
+    }
+
+    [Test]
+    public void ParallelChainsSumFoldsTheClosedFormGradientIntoEachChain()
+    {
+        var batch = EightSchools.Batch();
+        var model = new EightSchoolsCentred { DatasetSize = 8 };
+        var stacked = ParallelChains.Initialise(3, k => RandomPoint(model.InitialParameters(), (ulong)(20 + k)));
+        var reference = Autodiff.ValueAndGrad(ParallelChains.Sum<(Tensor, Tensor)>(model.LogPosterior), stacked, batch);
+        var folded = Autodiff.ValueAndGrad(ParallelChains.Sum<(Tensor, Tensor)>(model.FirstOrderLogPosterior), stacked, batch);
+        Assert.That(folded.Value.item<double>(), Is.EqualTo(reference.Value.item<double>()).Within(1e-9));
+        for (var i = 0; i < stacked.Count; i++)
+        {
+            Assert.That(reference.Gradient.Leaves[i].abs().sum().item<double>(), Is.GreaterThan(0), stacked.Names[i]);
+            Assert.That((folded.Gradient.Leaves[i] - reference.Gradient.Leaves[i]).abs().max().item<double>(), Is.LessThan(1e-9),
+                $"stacked gradient of {stacked.Names[i]}: {folded.Gradient.Leaves[i].str()} vs autograd {reference.Gradient.Leaves[i].str()}");
+        }
     }
 
     [Test]

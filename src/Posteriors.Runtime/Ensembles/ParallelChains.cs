@@ -78,7 +78,9 @@ public static class ParallelChains
     /// chain), and the per-chain gradients, written into one stacked buffer, are returned through a linear surrogate
     /// whose gradient is exactly that buffer. This works for plain tensor code and for a module bound with
     /// <see cref="ModuleBinding"/> (reporting <see cref="LogDensityResult.Wrt"/>): one module serves every chain in turn.
-    /// The auxiliary output is the chains' outputs stacked, when all have one.
+    /// The auxiliary output is the chains' outputs stacked, when all have one. A chain's
+    /// <see cref="LogDensityResult.AnalyticGradient"/> (a generated model's <c>FirstOrderLogPosterior</c>) is added to its
+    /// autograd gradient, so the stacked result needs first-order algorithms only as the per-chain one does.
     /// </summary>
     public static LogPosterior<TBatch> Sum<TBatch>(LogPosterior<TBatch> perChain)
     {
@@ -93,7 +95,7 @@ public static class ParallelChains
             {
                 using var scope = NewDisposeScope();
                 var member = stacked.Map(t => t.detach().select(0, k).requires_grad_(true));
-                var result = perChain(member, batch).Differentiable("ParallelChains.Sum");
+                var result = perChain(member, batch);
                 var value = result.Value.reshape(Array.Empty<long>());
                 var wrt = result.Wrt ?? member;
                 member.EnsureSameStructure(wrt, nameof(LogDensityResult.Wrt));
@@ -103,6 +105,13 @@ public static class ParallelChains
                     using (no_grad())
                         for (var i = 0; i < grads.Count; i++)
                             if (grads[i] is not null && !grads[i].IsInvalid) gradient[i].select(0, k).copy_(grads[i]);
+                }
+                if (result.AnalyticGradient is { } analytic)
+                {
+                    // The closed-form terms join the chain's row of the buffer, so the surrogate carries them too.
+                    member.EnsureSameStructure(analytic, nameof(LogDensityResult.AnalyticGradient));
+                    using (no_grad())
+                        for (var i = 0; i < gradient.Length; i++) gradient[i].select(0, k).add_(analytic.Leaves[i]);
                 }
                 if (result.Aux is not null) aux.Add(result.Aux.detach().MoveToOuterDisposeScope());
                 values[k] = value.detach().clone().MoveToOuterDisposeScope();
