@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
 using Posteriors.Sgmcmc;
 using static TorchSharp.torch;
@@ -14,6 +15,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
 
     private readonly IPersistentState<ChainCheckpoint> _checkpoint;
     private readonly ModelCatalog _catalog;
+    private readonly ComputeLanes _lanes;
     private readonly ILogger<ChainGrain> _log;
     private ChainSpec? _spec;
     private DistributedModel? _model;
@@ -23,9 +25,9 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
 
     /// <summary>Created by Orleans.</summary>
     public ChainGrain([PersistentState("chain", StorageName)] IPersistentState<ChainCheckpoint> checkpoint, ModelCatalog catalog,
-        ILogger<ChainGrain> log)
+        ComputeLanes lanes, ILogger<ChainGrain> log)
     {
-        (_checkpoint, _catalog, _log) = (checkpoint, catalog, log);
+        (_checkpoint, _catalog, _lanes, _log) = (checkpoint, catalog, lanes, log);
     }
 
     /// <inheritdoc />
@@ -55,7 +57,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
                 : throw new InvalidOperationException(
                     $"Member '{spec.Key}' already runs with another spec ({_spec.Model}, seed {_spec.Seed}, {_spec.Steps} steps); use a new run name.");
         Build(spec);
-        _state = await Task.Run(() =>
+        _state = await _lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var initial = _model!.InitialParameters(spec.Seed, spec.Member);
@@ -72,9 +74,9 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         var target = Math.Min(untilStep, spec.Steps);
         while (state.Step < target)
         {
-            // Run to the next checkpoint boundary (or the target) off the grain's turn, then checkpoint.
+            // Run to the next checkpoint boundary (or the target) on the silo's compute lane, then checkpoint.
             var stop = Math.Min(target, (state.Step / spec.CheckpointEvery + 1) * spec.CheckpointEvery);
-            await Task.Run(() =>
+            await _lanes.Run(() =>
             {
                 while (state.Step < stop)
                 {
@@ -107,7 +109,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     {
         var (_, state) = Started();
         var x = _model!.TestX ?? throw new InvalidOperationException($"Model '{_spec!.Model.Name}' has no test set.");
-        return Task.Run(() =>
+        return _lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var logProbs = _model.LogProbabilities(state.Params, x);
