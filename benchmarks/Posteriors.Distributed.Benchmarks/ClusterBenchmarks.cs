@@ -37,8 +37,8 @@ public class ClusterBenchmarks
     private LocalCluster _cluster = null!;
     private ClusterConnection _connection = null!;
     private DistributedModel _model = null!;
-    private Ensemble<(Tensor X, Tensor Y)> _ensemble = null!;
-    private SghmcState _stacked = null!, _single = null!, _local = null!, _remoteState = null!;
+    private SgmcmcState _stacked = null!, _single = null!;
+    private SghmcState _local = null!, _remoteState = null!;
     private MemberSampler _member = null!;
     private ChainCoordinator _coordinator = null!;
     private ShardedData _shards = null!;
@@ -51,9 +51,8 @@ public class ClusterBenchmarks
     {
         set_num_threads(1);
         _model = new ModelCatalog().Build(Model);
-        _ensemble = MemberSampler.Ensemble(_model.LogPosterior, Sampler);
-        _stacked = _ensemble.Init(4, k => _model.InitialParameters(0, k), seed: 0);
-        _member = new MemberSampler(_model.LogPosterior, Sampler);
+        _member = MemberSampler.Build(_model.LogPosterior, Sampler);
+        _stacked = _member.InitEnsemble(4, k => _model.InitialParameters(0, k), seed: 0);
         _single = _member.Init(_model.InitialParameters(0, 0), seed: 0, member: 0);
 
         _cluster = await LocalCluster.StartRedisAsync();
@@ -104,7 +103,7 @@ public class ClusterBenchmarks
         for (var s = 0; s < Steps; s++)
         {
             using var scope = NewDisposeScope();
-            _ensemble.Update(_stacked, _model.Batch(0, _step++), inplace: true);
+            _member.StepEnsemble(_stacked, _model.Batch(0, _step++));
         }
     }
 

@@ -26,9 +26,8 @@ public static class SameRunRatios
         set_num_interop_threads(1);
         var spec = ClusterBenchmarks.Model;
         using var model = new ModelCatalog().Build(spec);
-        var ensemble = MemberSampler.Ensemble(model.LogPosterior, ClusterBenchmarks.Sampler);
-        var stacked = ensemble.Init(4, k => model.InitialParameters(0, k), seed: 0);
-        var member = new MemberSampler(model.LogPosterior, ClusterBenchmarks.Sampler);
+        var member = MemberSampler.Build(model.LogPosterior, ClusterBenchmarks.Sampler);
+        var stacked = member.InitEnsemble(4, k => model.InitialParameters(0, k), seed: 0);
         var single = member.Init(model.InitialParameters(0, 0), seed: 0, member: 0);
 
         Console.WriteLine($"load before: {File.ReadAllText("/proc/loadavg").Trim()}");
@@ -53,7 +52,7 @@ public static class SameRunRatios
             ("one process K=4", () =>
             {
                 for (var s = 0; s < steps; s++)
-                    using (NewDisposeScope()) ensemble.Update(stacked, model.Batch(0, step++), inplace: true);
+                    using (NewDisposeScope()) member.StepEnsemble(stacked, model.Batch(0, step++));
                 return Task.CompletedTask;
             }),
             ("two silos K=4", () =>

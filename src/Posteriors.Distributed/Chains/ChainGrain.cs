@@ -20,7 +20,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     private ChainSpec? _spec;
     private DistributedModel? _model;
     private MemberSampler? _sampler;
-    private SghmcState? _state;
+    private SgmcmcState? _state;
     private long _restoredFrom = -1;
 
     /// <summary>Created by Orleans.</summary>
@@ -37,7 +37,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         if (_checkpoint.State.Spec is { } spec && _checkpoint.State.State is { } bytes)
         {
             Build(spec);
-            _state = MemberSampler.Load(bytes);
+            _state = MemberSampler.Load(spec.Sampler.Kind, bytes);
             _restoredFrom = _state.Step;
             _log.LogInformation("Member {Key} resumed from its checkpoint at step {Step} on {Silo}", spec.Key, _state.Step, RuntimeIdentity);
         }
@@ -117,7 +117,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         });
     }
 
-    private (ChainSpec Spec, SghmcState State) Started() =>
+    private (ChainSpec Spec, SgmcmcState State) Started() =>
         _spec is not null && _state is not null
             ? (_spec, _state)
             : throw new InvalidOperationException($"Member '{this.GetPrimaryKeyString()}' has not been started (call Start first).");
@@ -125,7 +125,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     private void Build(ChainSpec spec)
     {
         _model = _catalog.Build(spec.Model);
-        _sampler = new MemberSampler(_model.LogPosterior, spec.Sampler);
+        _sampler = MemberSampler.Build(_model.LogPosterior, spec.Sampler);
         _spec = spec;
     }
 

@@ -10,7 +10,7 @@ namespace Posteriors.Distributed.Hosting;
 public static class ClusterProtocol
 {
     /// <summary>This build's protocol: raise it when a grain interface, a spec or the state-file layout changes.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>The Redis key that holds the protocol of <paramref name="serviceId"/>'s cluster.</summary>
     public static string Key(string serviceId) => $"posteriors:{serviceId}:protocol";

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Posteriors.Distributed.Chains;
 using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
+using Posteriors.Distributed.Tests.Chains;
 using Posteriors.Ensembles;
 using StackExchange.Redis;
 using static TorchSharp.torch;
@@ -27,7 +28,7 @@ public sealed class RedisClusterTests
         var result = await new ChainCoordinator(connection.Client).RunAsync(spec);
 
         Assert.That(result.Trace.Select(p => p.Silo).Distinct().Count(), Is.EqualTo(2), "members ran on both silo processes");
-        AssertMatchesOneProcess(model, spec, result);
+        AssertMatchesOneProcess(spec, result);
     }
 
     /// <summary>
@@ -81,24 +82,10 @@ public sealed class RedisClusterTests
         Assert.That(moved, Is.Not.Empty, "members of the killed silo moved to the survivor");
         foreach (var k in moved)
             Assert.That(result.Trace.Last(p => p.Member == k).RestoredFrom, Is.GreaterThanOrEqualTo(15).And.LessThan(spec.Steps), $"member {k} resumed from a checkpoint");
-        AssertMatchesOneProcess(model, spec, result);
+        AssertMatchesOneProcess(spec, result);
     }
 
-    private static void AssertMatchesOneProcess(ModelSpec model, RunSpec spec, RunResult result)
-    {
-        using var local = new ModelCatalog().Build(model);
-        var ensemble = MemberSampler.Ensemble(local.LogPosterior, spec.Sampler);
-        var state = ensemble.Init(spec.Members, k => local.InitialParameters(spec.Seed, k), spec.Seed);
-        for (long step = 0; step < spec.Steps; step++)
-            using (NewDisposeScope()) ensemble.Update(state, local.Batch(spec.Seed, step), inplace: true);
-        for (var k = 0; k < spec.Members; k++)
-        {
-            var expected = ParallelChains.Member(state.Params, k);
-            for (var i = 0; i < expected.Count; i++)
-                Assert.That(result.States[k].Params.Leaves[i].contiguous().bytes.ToArray(), Is.EqualTo(expected.Leaves[i].contiguous().bytes.ToArray()),
-                    $"member {k} {expected.Names[i]}");
-        }
-    }
+    private static void AssertMatchesOneProcess(RunSpec spec, RunResult result) => OneProcess.AssertBitIdentical(OneProcess.Run(spec), result.States);
 
     private sealed class SynchronousProgress(Action<ChainProgress> report) : IProgress<ChainProgress>
     {
