@@ -33,7 +33,8 @@ public static class ClusterProtocol
         if ((int)recorded != Version)
             throw new IncompatibleClusterException(
                 $"The Posteriors cluster '{serviceId}' at {address} runs protocol version {(int)recorded}; this {(register ? "silo" : "client")} " +
-                $"speaks version {Version}. Stop the cluster's silos (./scripts/cluster.sh down) and start silos of one build, or use another service id.");
+                $"speaks version {Version}. Stop the cluster's silos (./scripts/cluster.sh down) and start silos of one build, or use another " +
+                $"service id; Redis keeps the recorded version until its key '{key}' is deleted (redis-cli DEL) once no silo of the old build runs.");
     }
 }
 

@@ -119,4 +119,27 @@ public sealed class RedisClusterTests
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
         Assert.That(e!.Message, Does.Contain(address));
     }
+
+    [Test, CancelAfter(60_000)]
+    public async Task A_cluster_whose_redis_answers_but_no_silo_runs_is_reported_within_ten_seconds_naming_the_address()
+    {
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        var clock = Stopwatch.StartNew();
+        var e = Assert.ThrowsAsync<ClusterUnreachableException>(() => ClusterConnection.ConnectAsync(cluster.Address));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        Assert.That(e!.Message, Does.Contain(cluster.Address).And.Contain("No silo"));
+    }
+
+    [Test, CancelAfter(120_000)]
+    public async Task A_silo_started_with_the_dashboard_flag_serves_the_orleans_dashboard()
+    {
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        var port = LocalCluster.FreePort();
+        await cluster.StartSiloAsync(arguments: ["--dashboard", port.ToString()]);
+        await LocalCluster.WaitForPortAsync(port, TimeSpan.FromSeconds(30), "The dashboard");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var page = await http.GetAsync($"http://127.0.0.1:{port}/");
+        Assert.That(page.IsSuccessStatusCode, Is.True, $"GET / answered {(int)page.StatusCode}");
+        Assert.That(await page.Content.ReadAsStringAsync(), Does.Contain("Orleans").IgnoreCase);
+    }
 }
