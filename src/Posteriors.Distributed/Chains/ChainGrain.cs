@@ -95,7 +95,16 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     /// <inheritdoc />
     public async Task Reset()
     {
-        await _checkpoint.ClearStateAsync();
+        try
+        {
+            await _checkpoint.ClearStateAsync();
+        }
+        catch (Exception e)
+        {
+            throw new CheckpointException(
+                $"Member '{this.GetPrimaryKeyString()}' could not delete its checkpoint from grain storage '{StorageName}' " +
+                $"({e.GetType().Name}: {e.Message}); nothing was stepped and its stored state is unchanged.", e);
+        }
         _checkpoint.State = new ChainCheckpoint();
         _model?.Dispose();
         (_spec, _model, _sampler, _state, _restoredFrom) = (null, null, null, null, -1);
@@ -145,7 +154,8 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
             (_checkpoint.State.State, _checkpoint.State.Step, _checkpoint.State.Spec) = previous;
             throw new CheckpointException(
                 $"Member '{spec.Key}' could not write its checkpoint at step {state.Step} to grain storage '{StorageName}' " +
-                $"({e.GetType().Name}: {e.Message}); the checkpoint of step {previous.Step} is intact.", e);
+                $"({e.GetType().Name}: {e.Message}); " +
+                (previous.State is null ? "it had written no checkpoint before." : $"the checkpoint of step {previous.Step} is intact."), e);
         }
     }
 
