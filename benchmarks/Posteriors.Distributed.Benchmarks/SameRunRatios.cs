@@ -97,6 +97,13 @@ public static class SameRunRatios
                               string.Join(", ", names.Select((n, p) => $"{n} {cpu[i, p]:0.00}")));
         Console.WriteLine($"two silos K=4 / one process K=4: {MedianRatio(wall[1], wall[0]):0.00} (goal <= 0.56)");
         Console.WriteLine($"remote member / local member:     {MedianRatio(wall[3], wall[2]):0.00} (goal <= 1.05)");
+        // Load-independent: the CPU the same work took. With one free core per silo the K = 4 time ratio approaches the
+        // busiest silo's share; a remote member costs its silo's step plus this process's side of the call.
+        var silosK4 = Enumerable.Range(1, processes.Length - 1).Select(p => cpu[1, p]).ToArray();
+        Console.WriteLine($"CPU, K=4: silos {silosK4.Sum():0.00} s = {silosK4.Sum() / cpu[0, 0]:0.00}x one process's {cpu[0, 0]:0.00} s; " +
+                          $"busiest silo {silosK4.Max() / cpu[0, 0]:0.00}x (the time ratio on free cores)");
+        var remoteCpu = Enumerable.Range(0, processes.Length).Sum(p => cpu[3, p]);
+        Console.WriteLine($"CPU, remote member (silo + this process) / local member: {remoteCpu / cpu[2, 0]:0.00}");
         for (var p = 0; p < processes.Length; p++)
         {
             var after = ThreadTicks(processes[p].Id);
