@@ -4,7 +4,6 @@ using Posteriors.Distributed.Chains;
 using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
 using Posteriors.Distributed.Sharding;
-using Posteriors.Ensembles;
 using Posteriors.Sgmcmc;
 using static TorchSharp.torch;
 

@@ -2,8 +2,6 @@ using System.Diagnostics;
 using Posteriors.Distributed.Chains;
 using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
-using Posteriors.Ensembles;
-using Posteriors.Sgmcmc;
 using static TorchSharp.torch;
 
 namespace Posteriors.Distributed.Benchmarks;

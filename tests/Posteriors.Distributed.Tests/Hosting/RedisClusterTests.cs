@@ -3,9 +3,7 @@ using Posteriors.Distributed.Chains;
 using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
 using Posteriors.Distributed.Tests.Chains;
-using Posteriors.Ensembles;
 using StackExchange.Redis;
-using static TorchSharp.torch;
 
 namespace Posteriors.Distributed.Tests.Hosting;
 
