@@ -4,7 +4,7 @@
 #   ./scripts/cluster.sh down       stop them by their recorded PIDs
 #   ./scripts/cluster.sh status     list the recorded processes and whether they run
 # Environment: REDIS_PORT (6379), SILO_PORT (11111; silo k listens on SILO_PORT+k), GATEWAY_PORT (30000; +k),
-# TORCH_THREADS (1 per silo), DASHBOARD_PORT (unset: no dashboard; set: silo 0 serves the Orleans dashboard there),
+# TORCH_THREADS (1 per silo), LANES (1: members stepped at a time per silo), DASHBOARD_PORT (unset: no dashboard; set: silo 0 serves the Orleans dashboard there),
 # SILO_ARGS (more posteriors-silo options, e.g. "--probe-timeout 2 --death-votes 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ redis_port=${REDIS_PORT:-6379}
 silo_port=${SILO_PORT:-11111}
 gateway_port=${GATEWAY_PORT:-30000}
 threads=${TORCH_THREADS:-1}
+lanes=${LANES:-1}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -57,8 +58,10 @@ up() {
   for ((k = 0; k < n; k++)); do
     local extra=()
     if [ "$k" -eq 0 ] && [ -n "${DASHBOARD_PORT:-}" ]; then extra=(--dashboard "$DASHBOARD_PORT"); fi
-    dotnet "$silo" --redis "127.0.0.1:$redis_port" --address 127.0.0.1 --silo-port $((silo_port + k)) \
-      --gateway-port $((gateway_port + k)) --torch-threads "$threads" "${extra[@]}" ${SILO_ARGS:-} >"$state/silo-$k.log" 2>&1 &
+    # setsid: each silo leads a session of its own, so the kernel's autogroup scheduler shares the cores between silos
+    # (as if on their own machines) rather than between this shell's session and the others.
+    setsid dotnet "$silo" --redis "127.0.0.1:$redis_port" --address 127.0.0.1 --silo-port $((silo_port + k)) \
+      --gateway-port $((gateway_port + k)) --torch-threads "$threads" --lanes "$lanes" "${extra[@]}" ${SILO_ARGS:-} >"$state/silo-$k.log" 2>&1 &
     echo $! >"$state/silo-$k.pid"
   done
   for ((k = 0; k < n; k++)); do

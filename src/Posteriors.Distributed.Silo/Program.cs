@@ -18,7 +18,7 @@ public static class Program
 {
     private const string Usage =
         "usage: posteriors-silo --redis HOST:PORT [--address IP] [--silo-port N] [--gateway-port N] [--cluster-id ID] " +
-        "[--service-id ID] [--torch-threads N] [--dashboard PORT] [--probe-timeout SECONDS] [--death-votes N]";
+        "[--service-id ID] [--torch-threads N] [--lanes N] [--dashboard PORT] [--probe-timeout SECONDS] [--death-votes N]";
 
     /// <summary>Runs the silo until it is stopped (SIGTERM, Ctrl+C).</summary>
     public static async Task<int> Main(string[] args)
@@ -31,7 +31,11 @@ public static class Program
             return 2;
         }
 
+        // As the main job does: a step's megabyte buffers stay on the heap instead of costing page faults every step.
+        Posteriors.Native.NativeAllocator.KeepBuffersOnHeap();
         TorchSharp.torch.set_num_threads(options.TorchThreads);
+        // Grains never fork TorchScript work; no inter-op pool to compete with the lanes.
+        TorchSharp.torch.set_num_interop_threads(1);
         try
         {
             await using var redis = await ConnectionMultiplexer.ConnectAsync(PosteriorsSilo.RedisOptions(options.Redis));
@@ -78,7 +82,7 @@ public static class Program
         silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (options.ClusterId, options.ServiceId));
         silo.ConfigureEndpoints(IPAddress.Parse(options.Address), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
         silo.UseRedisCheckpoints(options.Redis);
-        silo.AddPosteriors();
+        silo.AddPosteriors(lanes: options.Lanes);
         // Faster failure detection than Orleans's defaults (tests, small clusters): a silo missing three probes of
         // this many seconds, voted dead by this many others, is declared dead and its grains move.
         if (options.ProbeTimeout is not null || options.DeathVotes is not null)
@@ -92,7 +96,7 @@ public static class Program
 
 /// <summary>The silo's command line.</summary>
 internal sealed record SiloOptions(string Redis, string Address, int SiloPort, int GatewayPort, string ClusterId, string ServiceId,
-    int TorchThreads, int? Dashboard, int? ProbeTimeout, int? DeathVotes)
+    int TorchThreads, int Lanes, int? Dashboard, int? ProbeTimeout, int? DeathVotes)
 {
     public static SiloOptions Parse(string[] args)
     {
@@ -103,7 +107,7 @@ internal sealed record SiloOptions(string Redis, string Address, int SiloPort, i
                 throw new ArgumentException($"Unexpected argument '{args[i]}' (every option takes a value).");
             values[args[i]] = args[++i];
         }
-        var known = new[] { "--redis", "--address", "--silo-port", "--gateway-port", "--cluster-id", "--service-id", "--torch-threads", "--dashboard", "--probe-timeout",
+        var known = new[] { "--redis", "--address", "--silo-port", "--gateway-port", "--cluster-id", "--service-id", "--torch-threads", "--lanes", "--dashboard", "--probe-timeout",
             "--death-votes" };
         foreach (var key in values.Keys.Where(k => !known.Contains(k))) throw new ArgumentException($"Unknown option '{key}'.");
         int Int(string key, int fallback, int min, int max)
@@ -118,7 +122,7 @@ internal sealed record SiloOptions(string Redis, string Address, int SiloPort, i
             values.TryGetValue("--redis", out var redis) ? redis : throw new ArgumentException("--redis HOST:PORT is required (membership and checkpoints)."),
             address, Int("--silo-port", 11111, 1, 65535), Int("--gateway-port", 30000, 1, 65535),
             values.GetValueOrDefault("--cluster-id", ClusterConnection.DefaultId), values.GetValueOrDefault("--service-id", ClusterConnection.DefaultId),
-            Int("--torch-threads", 1, 1, 1024), values.ContainsKey("--dashboard") ? Int("--dashboard", 8080, 1, 65535) : null,
+            Int("--torch-threads", 1, 1, 1024), Int("--lanes", 1, 1, 1024), values.ContainsKey("--dashboard") ? Int("--dashboard", 8080, 1, 65535) : null,
             values.ContainsKey("--probe-timeout") ? Int("--probe-timeout", 10, 1, 600) : null,
             values.ContainsKey("--death-votes") ? Int("--death-votes", 2, 1, 100) : null);
     }

@@ -6,48 +6,98 @@ using static TorchSharp.torch;
 namespace Posteriors.Distributed;
 
 /// <summary>
-/// Everything the distributed layer needs from the runtime, in one place: building a member's sampler, stepping member
-/// k exactly as <see cref="Ensembles.Ensemble{TBatch}"/> steps chain k of its stacked tree (gradient at the old
-/// position, SGHMC's move, noise from stream k of the run's seed), and state files as bytes. A grain holding member k
-/// therefore computes bit for bit what row k of a single-process ensemble computes.
+/// Everything the distributed layer needs from the runtime, in one place: building a member's sampler from a
+/// <see cref="SamplerSpec"/> (SGLD, SGHMC, SGNHT, BAOA or SGLRW), stepping member k exactly as
+/// <see cref="Ensembles.Ensemble{TState, TBatch}"/> steps chain k of its stacked state (gradient at the old position, the
+/// sampler's move, noise from stream k of the run's seed), and state files as bytes. A grain holding member k therefore
+/// computes bit for bit what row k of a single-process ensemble computes.
 /// </summary>
-public sealed class MemberSampler
+public abstract class MemberSampler
 {
-    private readonly Sghmc<(Tensor X, Tensor Y)> _sghmc;
+    private protected MemberSampler() { }
 
-    /// <summary>The sampler of <paramref name="spec"/> over <paramref name="logPosterior"/>; momenta start at zero, as in the ensemble.</summary>
-    public MemberSampler(LogPosterior<(Tensor X, Tensor Y)> logPosterior, SamplerSpec spec)
+    /// <summary>
+    /// The sampler of <paramref name="spec"/> over <paramref name="logPosterior"/>; momenta (SGHMC, SGNHT, BAOA) start at
+    /// zero, as in the ensemble.
+    /// </summary>
+    /// <exception cref="ArgumentException">A hyperparameter does not apply to the spec's sampler, or is out of range.</exception>
+    public static MemberSampler Build(LogPosterior<(Tensor X, Tensor Y)> logPosterior, SamplerSpec spec)
     {
-        ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(logPosterior);
-        _sghmc = Sghmc.Build(logPosterior, spec.Lr.ToSchedule(), spec.Alpha, spec.Beta, spec.Sigma, spec.Temperature.ToSchedule(), InitialMomenta.Zero);
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validated();
+        var (lr, temperature) = (spec.Lr.ToSchedule(), spec.Temperature.ToSchedule());
+        return spec.Kind switch
+        {
+            SamplerKind.Sgld => new Of<SgldState>(Sgld.Build(logPosterior, lr, spec.Beta, temperature)),
+            SamplerKind.Sghmc => new Of<SghmcState>(Sghmc.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero)),
+            SamplerKind.Sgnht => new Of<SgnhtState>(Sgnht.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero, spec.Xi)),
+            SamplerKind.Baoa => new Of<BaoaState>(Baoa.Build(logPosterior, lr, spec.Alpha, spec.Sigma, temperature, InitialMomenta.Zero)),
+            SamplerKind.Sglrw => new Of<SglrwState>(Sglrw.Build(logPosterior, lr, temperature)),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown sampler kind."),
+        };
     }
-
-    /// <summary>The single-process ensemble this sampler reproduces member by member (the reference of tests and the CLI).</summary>
-    public static Ensembles.Ensemble<(Tensor X, Tensor Y)> Ensemble(LogPosterior<(Tensor X, Tensor Y)> logPosterior, SamplerSpec spec) =>
-        Ensembles.Ensemble.Build(logPosterior, spec.Lr.ToSchedule(), spec.Alpha, spec.Sigma, spec.Temperature.ToSchedule(), spec.Beta,
-            InitialMomenta.Zero);
 
     /// <summary>
     /// Member <paramref name="member"/>'s fresh state at <paramref name="parameters"/> (copied): row
     /// <paramref name="member"/> of the single-process ensemble's initial state for the run's <paramref name="seed"/>.
     /// </summary>
-    public SghmcState Init(ParameterTree parameters, long seed, int member) => _sghmc.InitMember(parameters, seed, member);
+    public abstract SgmcmcState Init(ParameterTree parameters, long seed, int member);
 
     /// <summary>One in-place step of member <paramref name="member"/> on <paramref name="batch"/>.</summary>
     /// <exception cref="NonFiniteException">The log posterior or gradient is NaN or infinite (the message names the member and step).</exception>
-    public void Step(SghmcState state, (Tensor X, Tensor Y) batch, int member)
-    {
-        ArgumentNullException.ThrowIfNull(state);
-        _sghmc.UpdateMember(state, batch, member, inplace: true);
-    }
+    public abstract void Step(SgmcmcState state, (Tensor X, Tensor Y) batch, int member);
+
+    /// <summary>
+    /// The single-process reference this sampler reproduces member by member (tests, benchmarks, the CLI): K members
+    /// initialised with <paramref name="initialise"/>(k), stacked.
+    /// </summary>
+    public abstract SgmcmcState InitEnsemble(int members, Func<int, ParameterTree> initialise, long seed);
+
+    /// <summary>One in-place step of every member of <see cref="InitEnsemble"/>'s state, chain after chain.</summary>
+    public abstract void StepEnsemble(SgmcmcState stacked, (Tensor X, Tensor Y) batch);
 
     /// <summary>The state as <see cref="StateFile"/> bytes (versioned and checksummed).</summary>
-    public static byte[] Save(SghmcState state) => StateBytes.Save(state);
+    /// <exception cref="ArgumentException">The state is not of a sampler a member can run.</exception>
+    public static byte[] Save(SgmcmcState state) => state switch
+    {
+        SgldState s => StateBytes.Save(s),
+        SghmcState s => StateBytes.Save(s),
+        SgnhtState s => StateBytes.Save(s),
+        BaoaState s => StateBytes.Save(s),
+        SglrwState s => StateBytes.Save(s),
+        null => throw new ArgumentNullException(nameof(state)),
+        _ => throw new ArgumentException($"A member cannot hold a {state.GetType().Name}.", nameof(state)),
+    };
 
-    /// <summary>A state from <see cref="Save"/>'s bytes, on the CPU.</summary>
-    /// <exception cref="InvalidDataException">The bytes are not an intact SGHMC state file.</exception>
-    public static SghmcState Load(byte[] bytes) => StateBytes.Load<SghmcState>(bytes);
+    /// <summary>A state of <paramref name="kind"/> from <see cref="Save"/>'s bytes, on the CPU.</summary>
+    /// <exception cref="InvalidDataException">The bytes are not an intact state file of that sampler.</exception>
+    public static SgmcmcState Load(SamplerKind kind, byte[] bytes) => kind switch
+    {
+        SamplerKind.Sgld => StateBytes.Load<SgldState>(bytes),
+        SamplerKind.Sghmc => StateBytes.Load<SghmcState>(bytes),
+        SamplerKind.Sgnht => StateBytes.Load<SgnhtState>(bytes),
+        SamplerKind.Baoa => StateBytes.Load<BaoaState>(bytes),
+        SamplerKind.Sglrw => StateBytes.Load<SglrwState>(bytes),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown sampler kind."),
+    };
+
+    private sealed class Of<TState>(SgmcmcSampler<TState, (Tensor X, Tensor Y)> sampler) : MemberSampler where TState : SgmcmcState
+    {
+        private readonly Ensembles.Ensemble<TState, (Tensor X, Tensor Y)> _ensemble = Ensembles.Ensemble.Of(sampler);
+
+        public override SgmcmcState Init(ParameterTree parameters, long seed, int member) => sampler.InitMember(parameters, seed, member);
+
+        public override void Step(SgmcmcState state, (Tensor X, Tensor Y) batch, int member) =>
+            sampler.UpdateMember(Typed(state), batch, member, inplace: true);
+
+        public override SgmcmcState InitEnsemble(int members, Func<int, ParameterTree> initialise, long seed) => _ensemble.Init(members, initialise, seed);
+
+        public override void StepEnsemble(SgmcmcState stacked, (Tensor X, Tensor Y) batch) => _ensemble.Update(Typed(stacked), batch, inplace: true);
+
+        private static TState Typed(SgmcmcState state) =>
+            state as TState ?? throw new ArgumentException($"Expected a {typeof(TState).Name}; got {state?.GetType().Name ?? "null"}.", nameof(state));
+    }
 }
 
 /// <summary><see cref="StateFile"/>'s format as a byte array (grain storage and messages carry bytes, not files).</summary>

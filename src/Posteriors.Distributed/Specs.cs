@@ -57,14 +57,81 @@ public sealed record ScheduleSpec(double Start, double? End = null, long Steps =
     public Schedule ToSchedule() => End is { } end ? Schedule.Cosine(Start, end, Steps) : Schedule.Constant(Start);
 }
 
-/// <summary>SGHMC hyperparameters of every member of a run (the ensemble's sampler; momenta start at zero).</summary>
+/// <summary>The samplers a member can run: those the ensemble API steps chain by chain.</summary>
+public enum SamplerKind
+{
+    /// <summary>SGHMC (the ensemble's default sampler).</summary>
+    Sghmc,
+
+    /// <summary>SGLD.</summary>
+    Sgld,
+
+    /// <summary>SGNHT (each member with its own thermostat).</summary>
+    Sgnht,
+
+    /// <summary>BAOA.</summary>
+    Baoa,
+
+    /// <summary>SGLRW.</summary>
+    Sglrw,
+}
+
+/// <summary>
+/// The sampler of every member of a run and its hyperparameters (momenta start at zero, as in the ensemble). Build one
+/// with <see cref="Sghmc"/>, <see cref="Sgld"/>, <see cref="Sgnht"/>, <see cref="Baoa"/> or <see cref="Sglrw"/>; a
+/// hyperparameter the sampler does not have must keep its neutral value (α 0, σ 1, β 0, ξ unset), or
+/// <see cref="Validated"/> refuses the spec rather than ignore it.
+/// </summary>
 /// <param name="Lr">Step size ε.</param>
-/// <param name="Alpha">Friction α.</param>
-/// <param name="Sigma">Momentum scale σ.</param>
+/// <param name="Alpha">Friction α (SGHMC, SGNHT, BAOA).</param>
+/// <param name="Sigma">Momentum scale σ (SGHMC, SGNHT, BAOA).</param>
 /// <param name="Temperature">Temperature T.</param>
-/// <param name="Beta">Gradient-noise correction β.</param>
+/// <param name="Beta">Gradient-noise correction β (SGLD, SGHMC, SGNHT).</param>
+/// <param name="Kind">The sampler.</param>
+/// <param name="Xi">SGNHT's initial thermostat ξ (default α).</param>
 [GenerateSerializer, Immutable]
-public sealed record SamplerSpec(ScheduleSpec Lr, double Alpha, double Sigma, ScheduleSpec Temperature, double Beta = 0.0);
+public sealed record SamplerSpec(ScheduleSpec Lr, double Alpha, double Sigma, ScheduleSpec Temperature, double Beta = 0.0,
+    SamplerKind Kind = SamplerKind.Sghmc, double? Xi = null)
+{
+    /// <summary>SGHMC.</summary>
+    public static SamplerSpec Sghmc(ScheduleSpec lr, double alpha, double sigma, ScheduleSpec temperature, double beta = 0.0) =>
+        new(lr, alpha, sigma, temperature, beta);
+
+    /// <summary>SGLD.</summary>
+    public static SamplerSpec Sgld(ScheduleSpec lr, ScheduleSpec temperature, double beta = 0.0) =>
+        new(lr, Alpha: 0, Sigma: 1, temperature, beta, SamplerKind.Sgld);
+
+    /// <summary>SGNHT; the thermostat starts at <paramref name="xi"/> (default <paramref name="alpha"/>).</summary>
+    public static SamplerSpec Sgnht(ScheduleSpec lr, double alpha, double sigma, ScheduleSpec temperature, double beta = 0.0, double? xi = null) =>
+        new(lr, alpha, sigma, temperature, beta, SamplerKind.Sgnht, xi);
+
+    /// <summary>BAOA.</summary>
+    public static SamplerSpec Baoa(ScheduleSpec lr, double alpha, double sigma, ScheduleSpec temperature) =>
+        new(lr, alpha, sigma, temperature, Kind: SamplerKind.Baoa);
+
+    /// <summary>SGLRW.</summary>
+    public static SamplerSpec Sglrw(ScheduleSpec lr, ScheduleSpec temperature) =>
+        new(lr, Alpha: 0, Sigma: 1, temperature, Kind: SamplerKind.Sglrw);
+
+    /// <summary>Checks that every hyperparameter set applies to <see cref="Kind"/> (the samplers check their ranges when built).</summary>
+    /// <exception cref="ArgumentException">A hyperparameter the sampler does not have is set; the message names it and its value.</exception>
+    public SamplerSpec Validated()
+    {
+        ArgumentNullException.ThrowIfNull(Lr);
+        ArgumentNullException.ThrowIfNull(Temperature);
+        if (!Enum.IsDefined(Kind)) throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown sampler kind.");
+        var momenta = Kind is SamplerKind.Sghmc or SamplerKind.Sgnht or SamplerKind.Baoa;
+        if (!momenta && Alpha != 0) throw NotApplicable(nameof(Alpha), Alpha, "0");
+        if (!momenta && Sigma != 1) throw NotApplicable(nameof(Sigma), Sigma, "1");
+        if (Kind is SamplerKind.Baoa or SamplerKind.Sglrw && Beta != 0) throw NotApplicable(nameof(Beta), Beta, "0");
+        if (Kind != SamplerKind.Sgnht && Xi is { } xi) throw NotApplicable(nameof(Xi), xi, "unset");
+        return this;
+    }
+
+    private ArgumentException NotApplicable(string name, double value, string neutral) =>
+        new($"{Kind} has no {name}: SamplerSpec.{name} must be {neutral} for it; got {value.ToString(CultureInfo.InvariantCulture)}.", name);
+}
+
 
 /// <summary>
 /// One member of a run: the model, the sampler, the run's seed (noise stream <paramref name="Member"/> of it, as in the
@@ -98,6 +165,7 @@ public sealed record ChainSpec(string Run, int Member, ModelSpec Model, SamplerS
             throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "Checkpoints must be at least one step apart.");
         ArgumentNullException.ThrowIfNull(Model);
         ArgumentNullException.ThrowIfNull(Sampler);
+        Sampler.Validated();
         return this;
     }
 

@@ -201,6 +201,14 @@ public static class Cli
             console.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
             return 3;
         }
+        catch (Exception e) when (ClusterEnsemble.StoppedRun(e) is { } stopped)
+        {
+            var resume = string.Join(" ", args.Where(a => a != "--resume").Append("--resume").Select(Quote));
+            console.MarkupLine($"[red]The cluster run stopped: {Markup.Escape(stopped.Message)}[/]");
+            console.Profile.Out.Writer.WriteLine($"The members' last checkpoints are intact; once the cluster is healthy, continue with: ./scripts/run.sh {resume}");
+            console.Profile.Out.Writer.Flush();
+            return ClusterEnsemble.StoppedExitCode;
+        }
         finally
         {
             // Spectre hides the cursor during progress; make sure the terminal gets it back whatever happened.

@@ -23,6 +23,21 @@ public static class ClusterEnsemble
     /// <summary>Exit code of the main job when the cluster cannot be reached or refuses this version.</summary>
     public const int UnreachableExitCode = 4;
 
+    /// <summary>Exit code of the main job when a cluster run stopped (checkpoint storage refused a write, or silos were lost for good).</summary>
+    public const int StoppedExitCode = 5;
+
+    /// <summary>
+    /// The failure that stopped a cluster run, if <paramref name="e"/> (or an exception inside it) is one: grain storage
+    /// refused a checkpoint, or a member's silo stayed unreachable after the coordinator's retries. The members' last
+    /// checkpoints are intact either way, so the same command with <c>--resume</c> continues from them.
+    /// </summary>
+    public static Exception? StoppedRun(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is CheckpointException || ChainCoordinator.IsSiloFailure(inner)) return inner;
+        return null;
+    }
+
     /// <summary>Connects once, before any training, so a wrong address fails within 10 s; false (after a message) when it cannot.</summary>
     public static bool TryConnect(StudyOptions options, IAnsiConsole console)
     {

@@ -31,10 +31,10 @@ public sealed record RunSpec(string Run, int Members, ModelSpec Model, SamplerSp
 }
 
 /// <summary>A finished run: every member's final state and the trace of (member, step, log π) reports.</summary>
-/// <param name="States">Member k's final state (on the CPU).</param>
+/// <param name="States">Member k's final state (on the CPU), of the run's sampler (e.g. <see cref="SghmcState"/>).</param>
 /// <param name="Trace">Every progress report received, in arrival order.</param>
 /// <param name="Retries">How many calls were repeated after a silo failure.</param>
-public sealed record RunResult(IReadOnlyList<SghmcState> States, IReadOnlyList<ChainProgress> Trace, int Retries);
+public sealed record RunResult(IReadOnlyList<SgmcmcState> States, IReadOnlyList<ChainProgress> Trace, int Retries);
 
 /// <summary>
 /// Drives K chain grains from a client: starts (or reattaches to) the members, advances them in chunks, streams their
@@ -103,7 +103,7 @@ public sealed class ChainCoordinator
         }
 
         var bytes = await Task.WhenAll(members.Select(k => Call(spec, k, g => g.State(), cancellationToken)));
-        return new RunResult(bytes.Select(MemberSampler.Load).ToArray(), trace, _retries);
+        return new RunResult(bytes.Select(b => MemberSampler.Load(spec.Sampler.Kind, b)).ToArray(), trace, _retries);
     }
 
     /// <summary>Every member's log predictive probabilities on the model's test set.</summary>

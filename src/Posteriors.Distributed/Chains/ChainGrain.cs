@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
 using Posteriors.Sgmcmc;
 using static TorchSharp.torch;
@@ -14,18 +15,19 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
 
     private readonly IPersistentState<ChainCheckpoint> _checkpoint;
     private readonly ModelCatalog _catalog;
+    private readonly ComputeLanes _lanes;
     private readonly ILogger<ChainGrain> _log;
     private ChainSpec? _spec;
     private DistributedModel? _model;
     private MemberSampler? _sampler;
-    private SghmcState? _state;
+    private SgmcmcState? _state;
     private long _restoredFrom = -1;
 
     /// <summary>Created by Orleans.</summary>
     public ChainGrain([PersistentState("chain", StorageName)] IPersistentState<ChainCheckpoint> checkpoint, ModelCatalog catalog,
-        ILogger<ChainGrain> log)
+        ComputeLanes lanes, ILogger<ChainGrain> log)
     {
-        (_checkpoint, _catalog, _log) = (checkpoint, catalog, log);
+        (_checkpoint, _catalog, _lanes, _log) = (checkpoint, catalog, lanes, log);
     }
 
     /// <inheritdoc />
@@ -35,7 +37,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         if (_checkpoint.State.Spec is { } spec && _checkpoint.State.State is { } bytes)
         {
             Build(spec);
-            _state = MemberSampler.Load(bytes);
+            _state = MemberSampler.Load(spec.Sampler.Kind, bytes);
             _restoredFrom = _state.Step;
             _log.LogInformation("Member {Key} resumed from its checkpoint at step {Step} on {Silo}", spec.Key, _state.Step, RuntimeIdentity);
         }
@@ -55,7 +57,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
                 : throw new InvalidOperationException(
                     $"Member '{spec.Key}' already runs with another spec ({_spec.Model}, seed {_spec.Seed}, {_spec.Steps} steps); use a new run name.");
         Build(spec);
-        _state = await Task.Run(() =>
+        _state = await _lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var initial = _model!.InitialParameters(spec.Seed, spec.Member);
@@ -72,9 +74,9 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         var target = Math.Min(untilStep, spec.Steps);
         while (state.Step < target)
         {
-            // Run to the next checkpoint boundary (or the target) off the grain's turn, then checkpoint.
+            // Run to the next checkpoint boundary (or the target) on the silo's compute lane, then checkpoint.
             var stop = Math.Min(target, (state.Step / spec.CheckpointEvery + 1) * spec.CheckpointEvery);
-            await Task.Run(() =>
+            await _lanes.Run(() =>
             {
                 while (state.Step < stop)
                 {
@@ -93,7 +95,16 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     /// <inheritdoc />
     public async Task Reset()
     {
-        await _checkpoint.ClearStateAsync();
+        try
+        {
+            await _checkpoint.ClearStateAsync();
+        }
+        catch (Exception e)
+        {
+            throw new CheckpointException(
+                $"Member '{this.GetPrimaryKeyString()}' could not delete its checkpoint from grain storage '{StorageName}' " +
+                $"({e.GetType().Name}: {e.Message}); nothing was stepped and its stored state is unchanged.", e);
+        }
         _checkpoint.State = new ChainCheckpoint();
         _model?.Dispose();
         (_spec, _model, _sampler, _state, _restoredFrom) = (null, null, null, null, -1);
@@ -107,7 +118,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     {
         var (_, state) = Started();
         var x = _model!.TestX ?? throw new InvalidOperationException($"Model '{_spec!.Model.Name}' has no test set.");
-        return Task.Run(() =>
+        return _lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var logProbs = _model.LogProbabilities(state.Params, x);
@@ -115,7 +126,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
         });
     }
 
-    private (ChainSpec Spec, SghmcState State) Started() =>
+    private (ChainSpec Spec, SgmcmcState State) Started() =>
         _spec is not null && _state is not null
             ? (_spec, _state)
             : throw new InvalidOperationException($"Member '{this.GetPrimaryKeyString()}' has not been started (call Start first).");
@@ -123,7 +134,7 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
     private void Build(ChainSpec spec)
     {
         _model = _catalog.Build(spec.Model);
-        _sampler = new MemberSampler(_model.LogPosterior, spec.Sampler);
+        _sampler = MemberSampler.Build(_model.LogPosterior, spec.Sampler);
         _spec = spec;
     }
 
@@ -143,7 +154,8 @@ public sealed class ChainGrain : Grain, IChainGrain, IDisposable
             (_checkpoint.State.State, _checkpoint.State.Step, _checkpoint.State.Spec) = previous;
             throw new CheckpointException(
                 $"Member '{spec.Key}' could not write its checkpoint at step {state.Step} to grain storage '{StorageName}' " +
-                $"({e.GetType().Name}: {e.Message}); the checkpoint of step {previous.Step} is intact.", e);
+                $"({e.GetType().Name}: {e.Message}); " +
+                (previous.State is null ? "it had written no checkpoint before." : $"the checkpoint of step {previous.Step} is intact."), e);
         }
     }
 

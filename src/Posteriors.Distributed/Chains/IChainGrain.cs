@@ -25,6 +25,7 @@ public interface IChainGrain : IGrainWithStringKey
     Task<ChainProgress> Progress();
 
     /// <summary>Forgets the member: its checkpoint is deleted and the next <see cref="Start"/> begins at step 0.</summary>
+    /// <exception cref="CheckpointException">Grain storage refused the deletion; the stored state is unchanged.</exception>
     Task Reset();
 
     /// <summary>The member's current state as <see cref="Serialization.StateFile"/> bytes.</summary>

@@ -10,7 +10,7 @@ namespace Posteriors.Distributed.Hosting;
 public static class ClusterProtocol
 {
     /// <summary>This build's protocol: raise it when a grain interface, a spec or the state-file layout changes.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>The Redis key that holds the protocol of <paramref name="serviceId"/>'s cluster.</summary>
     public static string Key(string serviceId) => $"posteriors:{serviceId}:protocol";
@@ -33,7 +33,8 @@ public static class ClusterProtocol
         if ((int)recorded != Version)
             throw new IncompatibleClusterException(
                 $"The Posteriors cluster '{serviceId}' at {address} runs protocol version {(int)recorded}; this {(register ? "silo" : "client")} " +
-                $"speaks version {Version}. Stop the cluster's silos (./scripts/cluster.sh down) and start silos of one build, or use another service id.");
+                $"speaks version {Version}. Stop the cluster's silos (./scripts/cluster.sh down) and start silos of one build, or use another " +
+                $"service id; Redis keeps the recorded version until its key '{key}' is deleted (redis-cli DEL) once no silo of the old build runs.");
     }
 }
 

@@ -53,7 +53,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task<Process> StartSiloAsync(int torchThreads = 1, bool wait = true, params string[] arguments)
     {
         var gateway = FreePort();
-        var process = Start("dotnet", new[] { FindSiloHost(), "--redis", Address, "--address", "127.0.0.1", "--silo-port", FreePort().ToString(),
+        var process = StartInOwnSession("dotnet", new[] { FindSiloHost(), "--redis", Address, "--address", "127.0.0.1", "--silo-port", FreePort().ToString(),
             "--gateway-port", gateway.ToString(), "--torch-threads", torchThreads.ToString() }.Concat(arguments).ToArray());
         if (wait) await WaitForPortAsync(gateway, TimeSpan.FromSeconds(90), $"The silo (pid {process.Id})");
         return process;
@@ -112,6 +112,15 @@ public sealed class LocalCluster : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Starts <paramref name="file"/> as the leader of a session of its own where <c>setsid</c> exists (Linux): the kernel's
+    /// autogroup scheduling shares the cores between sessions, so silos in the caller's session would share one session's
+    /// CPU time with the caller on a busy machine, where silos on their own machines would not. setsid runs the program
+    /// in its own process (same PID), so the recorded PID stays the silo's.
+    /// </summary>
+    private Process StartInOwnSession(string file, params string[] arguments) =>
+        OperatingSystem.IsLinux() && File.Exists("/usr/bin/setsid") ? Start("/usr/bin/setsid", [file, .. arguments]) : Start(file, arguments);
 
     /// <summary>Starts <paramref name="file"/>, standard output drained, standard error kept for the caller.</summary>
     private Process Start(string file, params string[] arguments)

@@ -12,15 +12,19 @@ namespace Posteriors.Distributed.Hosting;
 public static class PosteriorsSilo
 {
     /// <summary>
-    /// Registers the grains' model catalog (the built-in models plus those <paramref name="configure"/> adds). Every silo
-    /// of a cluster must register the same models.
+    /// Registers the grains' model catalog (the built-in models plus those <paramref name="configure"/> adds), their
+    /// placement and the silo's <see cref="ComputeLanes"/>. Every silo of a cluster must register the same models.
     /// </summary>
-    public static ISiloBuilder AddPosteriors(this ISiloBuilder builder, Action<ModelCatalog>? configure = null)
+    /// <param name="builder">The silo.</param>
+    /// <param name="configure">Adds models to the catalog.</param>
+    /// <param name="lanes">How many grains' tensor work runs at once on this silo (each with the process's torch threads).</param>
+    public static ISiloBuilder AddPosteriors(this ISiloBuilder builder, Action<ModelCatalog>? configure = null, int lanes = 1)
     {
         ArgumentNullException.ThrowIfNull(builder);
         var catalog = new ModelCatalog();
         configure?.Invoke(catalog);
         builder.Services.AddSingleton(catalog);
+        builder.Services.AddSingleton(new ComputeLanes(lanes));
         builder.Services.AddPlacementDirector<MemberPlacement, MemberPlacementDirector>();
         return builder;
     }

@@ -1,5 +1,6 @@
 using Posteriors.Curvature;
 using Posteriors.Distributed.Chains;
+using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
 using Posteriors.Laplace;
 using Posteriors.Trees;
@@ -9,7 +10,7 @@ namespace Posteriors.Distributed.Sharding;
 
 /// <summary>See <see cref="IShardGrain"/>.</summary>
 [MemberPlacement]
-public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisposable
+public sealed class ShardGrain(ModelCatalog catalog, ComputeLanes lanes) : Grain, IShardGrain, IDisposable
 {
     private ShardSpec? _spec;
     private DistributedModel? _model;
@@ -21,7 +22,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
     {
         Ensure(spec);
         ArgumentNullException.ThrowIfNull(batch);
-        return Task.Run(() =>
+        return lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var (lo, hi) = (spec.Lo(_model!.DataSize), spec.Hi(_model.DataSize));
@@ -40,7 +41,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
         Ensure(spec);
         if (chunk < 1) throw new ArgumentOutOfRangeException(nameof(chunk), chunk, "The chunk size must be positive.");
         var forward = _model!.ForwardModel ?? throw new NotSupportedException($"Model '{spec.Model.Name}' has no forward model for Fisher or GGN curvature.");
-        return Task.Run(() =>
+        return lanes.Run(() =>
         {
             using var scope = NewDisposeScope();
             var θ = TreeWire.FromBytes(parameters, _shape!);
@@ -77,7 +78,7 @@ public sealed class ShardGrain(ModelCatalog catalog) : Grain, IShardGrain, IDisp
     {
         Ensure(spec);
         ArgumentNullException.ThrowIfNull(parameters);
-        return Task.Run(() => parameters.Select(p =>
+        return lanes.Run(() => parameters.Select(p =>
         {
             using var scope = NewDisposeScope();
             var logProbs = _model!.LogProbabilities(TreeWire.FromBytes(p, _shape!), _test.X);

@@ -22,41 +22,6 @@ public sealed class ChainGrainTests
     // T = 1/N, so every step draws noise: a lost or repeated draw would show in the final states.
     private static readonly SamplerSpec Sampler = new(new ScheduleSpec(0.05, 0.01, 60), Alpha: 0.5, Sigma: 1.0, Temperature: 1.0 / 256);
 
-    /// <summary>The single-process ensemble over the same batches: the reference every grain must match bit for bit.</summary>
-    private static SghmcState LocalRun(RunSpec spec)
-    {
-        using var model = new ModelCatalog().Build(spec.Model);
-        var ensemble = MemberSampler.Ensemble(model.LogPosterior, spec.Sampler);
-        var state = ensemble.Init(spec.Members, k => model.InitialParameters(spec.Seed, k), spec.Seed);
-        for (long step = 0; step < spec.Steps; step++)
-        {
-            using var scope = NewDisposeScope();
-            ensemble.Update(state, model.Batch(spec.Seed, step), inplace: true);
-        }
-        return state;
-    }
-
-    private static void AssertBitIdentical(SghmcState local, IReadOnlyList<SghmcState> members)
-    {
-        for (var k = 0; k < members.Count; k++)
-        {
-            Assert.That(members[k].Step, Is.EqualTo(local.Step), $"member {k} step");
-            var (p, m) = (ParallelChains.Member(local.Params, k), ParallelChains.Member(local.Momenta, k));
-            for (var i = 0; i < p.Count; i++)
-            {
-                Assert.That(Bits(members[k].Params.Leaves[i]), Is.EqualTo(Bits(p.Leaves[i])), $"member {k} parameter {p.Names[i]}");
-                Assert.That(Bits(members[k].Momenta.Leaves[i]), Is.EqualTo(Bits(m.Leaves[i])), $"member {k} momentum {p.Names[i]}");
-            }
-        }
-    }
-
-    /// <summary>The raw bytes: equal bytes are equal numbers, signs of zeros and NaN payloads included.</summary>
-    private static byte[] Bits(Tensor t)
-    {
-        using var c = t.contiguous();
-        return c.bytes.ToArray();
-    }
-
     [Test]
     public async Task Six_members_survive_a_killed_silo_and_end_bit_identical_to_one_process()
     {
@@ -87,7 +52,7 @@ public sealed class ChainGrainTests
             Assert.That(last.RestoredFrom, Is.GreaterThan(0).And.LessThan(spec.Steps), $"member {k} resumed from a mid-run checkpoint");
             Assert.That(last.RestoredFrom % spec.CheckpointEvery, Is.Zero);
         }
-        AssertBitIdentical(LocalRun(spec), result.States);
+        OneProcess.AssertBitIdentical(OneProcess.Run(spec), result.States);
     }
 
     [Test]
@@ -96,8 +61,8 @@ public sealed class ChainGrainTests
         var spec = new RunSpec("free", Members: 3, Model, Sampler, Seed: 3, Steps: 30, CheckpointEvery: 7, Chunk: 4, Pacing: Pacing.FreeRunning);
         var coordinator = new ChainCoordinator(_fixture.Cluster.Client);
         var first = await coordinator.RunAsync(spec);
-        var local = LocalRun(spec);
-        AssertBitIdentical(local, first.States);
+        var local = OneProcess.Run(spec);
+        OneProcess.AssertBitIdentical(local, first.States);
 
         // Predictions are made where the members live, from the same states.
         using var model = new ModelCatalog().Build(spec.Model);
@@ -138,7 +103,39 @@ public sealed class ChainGrainTests
         var resumed = await coordinator.RunAsync(spec);
         var starts = resumed.Trace.Take(spec.Members).ToArray();   // the Start reports come first
         Assert.That(starts.Select(p => (p.Step, p.RestoredFrom)), Is.All.EqualTo((20L, 20L)), "resumed from the step-20 checkpoint");
-        AssertBitIdentical(LocalRun(spec), resumed.States);
+        OneProcess.AssertBitIdentical(OneProcess.Run(spec), resumed.States);
+    }
+
+    [Test]
+    public async Task Every_ensemble_sampler_runs_as_members_bit_identical_to_one_process_across_a_reactivation()
+    {
+        var samplers = new[]
+        {
+            SamplerSpec.Sgld(0.02, 1.0 / 256, beta: 0.1),
+            SamplerSpec.Sgnht(0.02, alpha: 0.5, sigma: 1.0, 1.0 / 256, xi: 0.3),
+            SamplerSpec.Baoa(0.02, alpha: 0.5, sigma: 1.0, 1.0 / 256),
+            SamplerSpec.Sglrw(0.02, 1.0 / 256),
+        };
+        var specs = samplers.Select(s => new RunSpec($"kind-{s.Kind}", Members: 2, Model, s, Seed: 5, Steps: 12, CheckpointEvery: 5, Chunk: 4)).ToArray();
+        var coordinator = new ChainCoordinator(_fixture.Cluster.Client);
+        // Half-way, every member is dropped from memory: it comes back from its step-5 checkpoint and recomputes steps 5 and 6.
+        await Task.WhenAll(specs.SelectMany(spec => Enumerable.Range(0, spec.Members).Select(async k =>
+        {
+            var member = coordinator.Member(spec.Run, k);
+            await member.Start(spec.Member(k));
+            await member.Advance(6);
+            await _fixture.Cluster.DeactivateAsync(member);
+        })));
+        var results = await Task.WhenAll(specs.Select(spec => coordinator.RunAsync(spec)));
+
+        Assert.Multiple(() =>
+        {
+            for (var i = 0; i < specs.Length; i++)
+            {
+                Assert.That(results[i].Trace.Take(specs[i].Members).Select(p => p.RestoredFrom), Is.All.EqualTo(5L), $"{samplers[i].Kind} resumed");
+                OneProcess.AssertBitIdentical(OneProcess.Run(specs[i]), results[i].States);
+            }
+        });
     }
 
     /// <summary>Reports on the caller's thread (Progress{T} posts to the thread pool, too late to time a kill).</summary>

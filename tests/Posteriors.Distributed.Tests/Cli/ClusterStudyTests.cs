@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using Posteriors.Cli.Study;
 using Posteriors.Distributed.Hosting;
+using StackExchange.Redis;
 using Spectre.Console;
 
 namespace Posteriors.Distributed.Tests.Cli;
@@ -40,6 +42,42 @@ public sealed class ClusterStudyTests
             var expected = Results(Path.Combine(folder, "local"));
             Assert.That(expected, Has.Length.EqualTo(3), "a header and the two chain-based methods");
             Assert.That(Results(Path.Combine(folder, "cluster")), Is.EqualTo(expected));
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test, CancelAfter(240_000)]
+    public async Task Refused_checkpoints_stop_the_main_job_and_resume_ends_with_the_results_of_a_local_run()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "posteriors-cli-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using var cluster = await LocalCluster.StartRedisAsync();
+            await Task.WhenAll(cluster.StartSiloAsync(), cluster.StartSiloAsync());
+            var local = Run([.. Study, "-o", Path.Combine(folder, "local")]);
+            Assert.That(local.Code, Is.Zero, local.Output);
+
+            // Once the job's members touch grain storage (a key naming the run appears: a reset or a first checkpoint),
+            // Redis refuses every write, as a store that is full or down would, but still answers reads; the next
+            // write or deletion of a member's checkpoint fails.
+            await using var redis = await ConnectionMultiplexer.ConnectAsync($"{cluster.Address},allowAdmin=true");
+            var server = redis.GetServer(redis.GetEndPoints()[0]);
+            await server.ConfigSetAsync("maxmemory-policy", "noeviction");
+            string[] onCluster = [.. Study, "-o", Path.Combine(folder, "cluster"), "--cluster", cluster.Address];
+            var job = Task.Run(() => Run(onCluster));
+            while (!job.IsCompleted && !server.Keys(pattern: "*study-*").Any()) await Task.Delay(5);
+            await server.ConfigSetAsync("maxmemory", "1");
+            var stopped = await job;
+            Assert.That(stopped.Code, Is.EqualTo(ClusterEnsemble.StoppedExitCode), stopped.Output);
+            Assert.That(stopped.Output.Replace("\n", ""), Does.Match("could not (write|delete) its checkpoint").And.Contain("grain storage").And.Contain("--resume"));
+
+            await server.ConfigSetAsync("maxmemory", "0");
+            var resumed = Run([.. onCluster, "--resume"]);
+            Assert.That(resumed.Code, Is.Zero, resumed.Output);
+            Assert.That(Results(Path.Combine(folder, "cluster")), Is.EqualTo(Results(Path.Combine(folder, "local"))));
         }
         finally
         {

@@ -2,9 +2,8 @@ using System.Diagnostics;
 using Posteriors.Distributed.Chains;
 using Posteriors.Distributed.Hosting;
 using Posteriors.Distributed.Models;
-using Posteriors.Ensembles;
+using Posteriors.Distributed.Tests.Chains;
 using StackExchange.Redis;
-using static TorchSharp.torch;
 
 namespace Posteriors.Distributed.Tests.Hosting;
 
@@ -21,33 +20,12 @@ public sealed class RedisClusterTests
         await using var connection = await ClusterConnection.ConnectAsync(cluster.Address);
         await connection.WaitForSilosAsync(2, TimeSpan.FromSeconds(60));
         var model = ModelSpec.Of(SyntheticClassifier.Name, ("train", 128), ("test", 32), ("hidden", 8), ("batch", 32));
-        await WaitUntilMembersPlaceOnBothSilos(connection, model);
         var spec = new RunSpec("redis", Members: 4, model, new SamplerSpec(0.05, Alpha: 0.5, Sigma: 1, Temperature: 1.0 / 128), Seed: 2,
             Steps: 12, CheckpointEvery: 4, Chunk: 4, Pacing: Pacing.FreeRunning);
         var result = await new ChainCoordinator(connection.Client).RunAsync(spec);
 
         Assert.That(result.Trace.Select(p => p.Silo).Distinct().Count(), Is.EqualTo(2), "members ran on both silo processes");
-        AssertMatchesOneProcess(model, spec, result);
-    }
-
-    /// <summary>
-    /// A silo places a new member among the silos whose grain manifests it has received, which can lag the membership
-    /// table by a moment after both silos are active: throwaway one-step runs until two members land on two silos
-    /// (bounded), so the run under test sees the settled cluster.
-    /// </summary>
-    private static async Task WaitUntilMembersPlaceOnBothSilos(ClusterConnection connection, ModelSpec model)
-    {
-        var clock = Stopwatch.StartNew();
-        for (var attempt = 0; ; attempt++)
-        {
-            var probe = new RunSpec($"placement-probe-{attempt}", Members: 2, model,
-                new SamplerSpec(0.05, Alpha: 0.5, Sigma: 1, Temperature: 1.0 / 128), Seed: 0, Steps: 1, CheckpointEvery: 1, Chunk: 1);
-            var silos = (await new ChainCoordinator(connection.Client).RunAsync(probe)).Trace.Select(p => p.Silo).Distinct().Count();
-            if (silos == 2) return;
-            if (clock.Elapsed > TimeSpan.FromSeconds(30))
-                Assert.Fail($"After {attempt + 1} probe runs in {clock.Elapsed.TotalSeconds:0} s, new members still land on {silos} silo(s).");
-            await Task.Delay(250);
-        }
+        AssertMatchesOneProcess(spec, result);
     }
 
     [Test, CancelAfter(180_000)]
@@ -81,24 +59,10 @@ public sealed class RedisClusterTests
         Assert.That(moved, Is.Not.Empty, "members of the killed silo moved to the survivor");
         foreach (var k in moved)
             Assert.That(result.Trace.Last(p => p.Member == k).RestoredFrom, Is.GreaterThanOrEqualTo(15).And.LessThan(spec.Steps), $"member {k} resumed from a checkpoint");
-        AssertMatchesOneProcess(model, spec, result);
+        AssertMatchesOneProcess(spec, result);
     }
 
-    private static void AssertMatchesOneProcess(ModelSpec model, RunSpec spec, RunResult result)
-    {
-        using var local = new ModelCatalog().Build(model);
-        var ensemble = MemberSampler.Ensemble(local.LogPosterior, spec.Sampler);
-        var state = ensemble.Init(spec.Members, k => local.InitialParameters(spec.Seed, k), spec.Seed);
-        for (long step = 0; step < spec.Steps; step++)
-            using (NewDisposeScope()) ensemble.Update(state, local.Batch(spec.Seed, step), inplace: true);
-        for (var k = 0; k < spec.Members; k++)
-        {
-            var expected = ParallelChains.Member(state.Params, k);
-            for (var i = 0; i < expected.Count; i++)
-                Assert.That(result.States[k].Params.Leaves[i].contiguous().bytes.ToArray(), Is.EqualTo(expected.Leaves[i].contiguous().bytes.ToArray()),
-                    $"member {k} {expected.Names[i]}");
-        }
-    }
+    private static void AssertMatchesOneProcess(RunSpec spec, RunResult result) => OneProcess.AssertBitIdentical(OneProcess.Run(spec), result.States);
 
     private sealed class SynchronousProgress(Action<ChainProgress> report) : IProgress<ChainProgress>
     {
@@ -131,5 +95,28 @@ public sealed class RedisClusterTests
         var e = Assert.ThrowsAsync<ClusterUnreachableException>(() => ClusterConnection.ConnectAsync(address));
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
         Assert.That(e!.Message, Does.Contain(address));
+    }
+
+    [Test, CancelAfter(60_000)]
+    public async Task A_cluster_whose_redis_answers_but_no_silo_runs_is_reported_within_ten_seconds_naming_the_address()
+    {
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        var clock = Stopwatch.StartNew();
+        var e = Assert.ThrowsAsync<ClusterUnreachableException>(() => ClusterConnection.ConnectAsync(cluster.Address));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        Assert.That(e!.Message, Does.Contain(cluster.Address).And.Contain("No silo"));
+    }
+
+    [Test, CancelAfter(120_000)]
+    public async Task A_silo_started_with_the_dashboard_flag_serves_the_orleans_dashboard()
+    {
+        await using var cluster = await LocalCluster.StartRedisAsync();
+        var port = LocalCluster.FreePort();
+        await cluster.StartSiloAsync(arguments: ["--dashboard", port.ToString()]);
+        await LocalCluster.WaitForPortAsync(port, TimeSpan.FromSeconds(30), "The dashboard");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var page = await http.GetAsync($"http://127.0.0.1:{port}/");
+        Assert.That(page.IsSuccessStatusCode, Is.True, $"GET / answered {(int)page.StatusCode}");
+        Assert.That(await page.Content.ReadAsStringAsync(), Does.Contain("Orleans").IgnoreCase);
     }
 }
