@@ -60,22 +60,27 @@ internal static class LaplaceCommand
         var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on: the first N (those a model trained on a prefix saw). Default: all (512 with --tiny)." }, 1);
         var testSize = CommonOptions.AtLeast(new Option<int?>("--test-size") { Description = "Test images. Default: all (256 with --tiny)." }, 1);
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
+        var monteCarlo = CommonOptions.AtLeast(new Option<int>("--mc-draws")
+        {
+            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (a check on the probit approximation; 0: probit only).",
+            DefaultValueFactory = _ => 0,
+        }, 0);
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
-        foreach (var o in new Option[] { weights, architecture, widths, layers, prior, tune, curvature, trainSize, testSize, batchSize, samples, synthetic })
+        foreach (var o in new Option[] { weights, architecture, widths, layers, prior, tune, curvature, trainSize, testSize, batchSize, monteCarlo, samples, synthetic })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             var c = common.Read(parse);
             return Run(console, c, new Settings(parse.GetValue(weights)!, ParseWidths(parse.GetValue(widths)!)!.Value, parse.GetValue(layers)!, parse.GetValue(prior),
                 parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled", parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
-                parse.GetValue(batchSize), parse.GetValue(samples), parse.GetValue(synthetic)));
+                parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(samples), parse.GetValue(synthetic)));
         });
         return command;
     }
 
     private sealed record Settings(string Weights, (int, int, int) Widths, string Layers, double PriorPrecision, string Tune, bool Sampled,
-        int? TrainSize, int? TestSize, int BatchSize, int Samples, bool Synthetic);
+        int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int Samples, bool Synthetic);
 
     private static int Run(IAnsiConsole console, CommonSettings common, Settings s)
     {
@@ -152,8 +157,10 @@ internal static class LaplaceCommand
         Tensor mapLogProbs;
         using (no_grad())
             mapLogProbs = cat(test.Sequential(1000).Select(b => nn.functional.log_softmax(model.call(b.X), 1)).ToArray(), 0);
-        var laplaceLogProbs = KfacLaplaceMethod.LogProbs(state, model, test, 1);
-        var rows = new[] { ("map", mapLogProbs), ("laplace-kfac", laplaceLogProbs) }.Select(r => new Dictionary<string, object>
+        var (probitLogProbs, monteCarloLogProbs) = KfacLaplaceMethod.LogProbs(state, model, test, 1, s.MonteCarloDraws, common.Seeds[0]);
+        var predictives = new List<(string, Tensor)> { ("map", mapLogProbs), ("laplace-kfac (probit)", probitLogProbs) };
+        if (monteCarloLogProbs is not null) predictives.Add(($"laplace-kfac (Monte Carlo, {s.MonteCarloDraws} draws)", monteCarloLogProbs));
+        var rows = predictives.Select(r => new Dictionary<string, object>
         {
             ["method"] = r.Item1,
             ["accuracy"] = PredictiveMetrics.Accuracy(r.Item2, test.Labels),

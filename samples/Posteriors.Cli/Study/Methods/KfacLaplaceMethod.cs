@@ -96,9 +96,19 @@ public sealed class KfacLaplaceMethod : IStudyMethod
     }
 
     /// <summary>Log predictive probabilities [N, C] of the linearised predictive (multiclass probit) on <paramref name="data"/>.</summary>
-    public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32)
+    public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32) =>
+        LogProbs(state, model, data, temperature, monteCarloDraws: 0, seed: 0, chunk).Probit;
+
+    /// <summary>
+    /// Log predictive probabilities [N, C] of the linearised predictive on <paramref name="data"/>: the multiclass probit,
+    /// and (with <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussian outputs (null otherwise).
+    /// </summary>
+    public static (Tensor Probit, Tensor? MonteCarlo) LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data,
+        double temperature, int monteCarloDraws, long seed, int chunk = 32)
     {
-        var parts = new List<Tensor>();
+        var probit = new List<Tensor>();
+        var monteCarlo = new List<Tensor>();
+        var generator = monteCarloDraws > 0 ? new Rng().For(seed, 0, data.Images.device) : null;
         foreach (var (x, _) in data.Sequential(chunk))
         {
             using var scope = NewDisposeScope();
@@ -107,8 +117,10 @@ public sealed class KfacLaplaceMethod : IStudyMethod
                 var wrt = ModuleBinding.Bind(model, p);
                 return new ModelOutput(model.call(x), wrt);
             }, model, temperature);
-            parts.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            probit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            if (generator is not null)
+                monteCarlo.Add(GlmPredictive.MonteCarlo(mean, cov, OutputLikelihood.Categorical, monteCarloDraws, generator).clamp_min(1e-12).log().MoveToOuterDisposeScope());
         }
-        return cat(parts, 0);
+        return (cat(probit, 0), generator is null ? null : cat(monteCarlo, 0));
     }
 }
