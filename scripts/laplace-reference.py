@@ -21,7 +21,6 @@ import os
 import torch
 import torch.nn.functional as F
 
-torch.set_default_dtype(torch.float64)
 _spec = importlib.util.spec_from_file_location("train", os.path.join(os.path.dirname(__file__), "train-fmnist-cnn.py"))
 train = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train)
@@ -32,6 +31,7 @@ def features(model, x):
         h = F.max_pool2d(F.relu(model.conv1(x)), 2)
         h = F.max_pool2d(F.relu(model.conv2(h)), 2)
         phi = F.relu(model.fc1(h.flatten(1)))
+    phi = phi.double()
     return torch.cat([phi, torch.ones(phi.shape[0], 1, dtype=phi.dtype)], 1)
 
 
@@ -57,7 +57,7 @@ def diagonal_probit(mu, cov):
 
 
 def pairwise_probit(mu, cov):
-    # p_k ∝ 1 / Σ_j σ(−(μ_k − μ_j) / √(1 + π/8 · Var(f_k − f_j)))⁻¹ ... written as 1 / Σ_j exp(−z_kj).
+    # The binary probit of every difference: p_k ∝ 1 / Σ_j exp(−(μ_k − μ_j) / √(1 + π/8 · Var(f_k − f_j))).
     v = cov.diagonal(dim1=1, dim2=2)
     var = v[:, :, None] + v[:, None, :] - 2 * cov
     z = (mu[:, :, None] - mu[:, None, :]) / (1 + math.pi / 8 * var).sqrt()
@@ -67,10 +67,10 @@ def pairwise_probit(mu, cov):
 
 def monte_carlo(mu, cov, draws):
     g = torch.Generator().manual_seed(0)
-    chol = torch.linalg.cholesky(cov + 1e-9 * torch.eye(cov.shape[1]))
+    chol = torch.linalg.cholesky(cov + 1e-9 * torch.eye(cov.shape[1], dtype=cov.dtype))
     out = []
     for m, c in zip(mu.split(500), chol.split(500)):
-        z = torch.randn(draws, *m.shape, generator=g)
+        z = torch.randn(draws, *m.shape, generator=g, dtype=m.dtype)
         out.append((m + torch.einsum("bkl,nbl->nbk", c, z)).softmax(2).mean(0))
     return torch.cat(out)
 
@@ -84,21 +84,22 @@ def main():
     args = parser.parse_args()
     model = train.SmallCnn()
     model.load_state_dict(torch.load(args.weights))
-    model = model.double().eval()
-    x = train.idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).double().div(255).unsqueeze(1)[:args.train_size]
+    model.eval()
+    # The network runs in single precision, as trained; everything after the features in double.
+    x = train.idx(os.path.join(args.data, "train-images-idx3-ubyte.gz")).float().div(255).unsqueeze(1)[:args.train_size]
     y = train.idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).long()[:args.train_size]
-    xt = train.idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")).double().div(255).unsqueeze(1)
+    xt = train.idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")).float().div(255).unsqueeze(1)
     yt = train.idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz")).long()
     phi = torch.cat([features(model, x[i:i + 2000]) for i in range(0, x.shape[0], 2000)])
     phit = torch.cat([features(model, xt[i:i + 2000]) for i in range(0, xt.shape[0], 2000)])
-    w = torch.cat([model.fc2.weight, model.fc2.bias[:, None]], 1).detach()          # [K, D]
+    w = torch.cat([model.fc2.weight, model.fc2.bias[:, None]], 1).detach().double()          # [K, D]
     k, d = w.shape
     n = phi.shape[0]
     logits = phi @ w.t()
     p = logits.softmax(1)
     log_lik = logits.log_softmax(1).gather(1, y[:, None]).sum().item()
     # Exact GGN, index (k, j) -> k·D + j: Σᵢ Hᵢ[k, l] φᵢ[j] φᵢ[m].
-    ggn = torch.zeros(k, d, k, d)
+    ggn = torch.zeros(k, d, k, d, dtype=torch.float64)
     for a in range(k):
         for b in range(k):
             h = p[:, a] * (float(a == b) - p[:, b])
