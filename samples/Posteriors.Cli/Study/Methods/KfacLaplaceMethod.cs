@@ -37,13 +37,20 @@ public sealed class KfacLaplaceMethod : IStudyMethod
     /// <inheritdoc />
     public long Steps(StudyContext context) => context.N / context.BatchSize + 1;
 
-    /// <summary>The module names of the layers for <c>--laplace-layers</c> (null: every Linear and Conv2d layer).</summary>
-    public static string[]? LayersFor(string layers) => layers switch
+    /// <summary>
+    /// The module names of the layers for <c>--laplace-layers</c> / <c>--layers</c>: last (the last Linear layer), dense
+    /// (every Linear layer) or all (null: every Linear and Conv2d layer). For the study's CNN: fc2; fc1 and fc2; all four.
+    /// </summary>
+    public static string[]? LayersFor(nn.Module model, string layers)
     {
-        "dense" => new[] { "fc1", "fc2" },
-        "all" => null,
-        _ => new[] { "fc2" },
-    };
+        var linear = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear).Select(m => m.name).ToArray();
+        return layers switch
+        {
+            "all" => null,
+            "dense" => linear,
+            _ => new[] { linear[^1] },
+        };
+    }
 
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
@@ -52,7 +59,7 @@ public sealed class KfacLaplaceMethod : IStudyMethod
         var fits = Fits.GetOrCreateValue(context);
         if (!fits.TryGetValue(seed, out var state))
         {
-            state = Fit(context.Model, mode, context.Train, context.BatchSize, LayersFor(context.Options.LaplaceLayers), sampled: true, seed,
+            state = Fit(context.Model, mode, context.Train, context.BatchSize, LayersFor(context.Model, context.Options.LaplaceLayers), sampled: true, seed,
                 step => progress(step, "KFAC factors"));
             fits[seed] = state;
         }
