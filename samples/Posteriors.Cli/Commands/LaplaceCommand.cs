@@ -171,8 +171,8 @@ internal static class LaplaceCommand
         Tensor mapLogProbs;
         using (no_grad())
             mapLogProbs = cat(test.Sequential(1000).Select(b => nn.functional.log_softmax(model.call(b.X), 1)).ToArray(), 0);
-        var (probitLogProbs, monteCarloLogProbs) = KfacLaplaceMethod.LogProbs(state, model, test, 1, s.MonteCarloDraws, common.Seeds[0]);
-        var predictives = new List<(string, Tensor)> { ("map", mapLogProbs), ("laplace-kfac", probitLogProbs) };
+        var (probitLogProbs, perLogitLogProbs, monteCarloLogProbs) = KfacLaplaceMethod.LogProbs(state, model, test, 1, s.MonteCarloDraws, common.Seeds[0]);
+        var predictives = new List<(string, Tensor)> { ("map", mapLogProbs), ("laplace-kfac", probitLogProbs), ("laplace-kfac-per-logit", perLogitLogProbs) };
         if (monteCarloLogProbs is not null) predictives.Add(("laplace-kfac-mc", monteCarloLogProbs));
         var rows = predictives.Select(r => new Dictionary<string, object>
         {

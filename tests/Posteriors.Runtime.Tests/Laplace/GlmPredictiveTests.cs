@@ -59,6 +59,10 @@ public class GlmPredictiveTests
         var mu = randn(new long[] { 6, 5 }, dtype: float64, generator: g) * 2;
         var shared = full(new long[] { 6, 5, 5 }, 4.0, dtype: float64);
         TensorAssert.Close(GlmPredictive.Probit(mu, shared, OutputLikelihood.Categorical), mu.softmax(1), 1e-12, 1e-12);
+        // The per-logit form reads it as uncertainty: every prediction flattens.
+        var perLogit = GlmPredictive.Probit(mu, shared, OutputLikelihood.Categorical, MulticlassProbit.PerLogit);
+        TensorAssert.Close(perLogit, (mu / Math.Sqrt(1 + Math.PI / 8 * 4)).softmax(1), 1e-12, 1e-12);
+        Assert.That((perLogit.max(1).values < mu.softmax(1).max(1).values).all().item<bool>());
         // On top of independent variances the shared part changes nothing either.
         var independent = diag_embed(rand(new long[] { 6, 5 }, dtype: float64, generator: g) + 0.5);
         TensorAssert.Close(GlmPredictive.Probit(mu, independent + shared, OutputLikelihood.Categorical),
@@ -89,7 +93,7 @@ public class GlmPredictiveTests
         var mc = GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Categorical, 50_000, new Generator(8));
         var error = (GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical) - mc).abs().max().item<double>();
         // The per-logit form, which ignores the correlations, for comparison.
-        var perLogit = (mu / (1 + Math.PI / 8 * cov.diagonal(0, 1, 2)).sqrt()).softmax(1);
+        var perLogit = GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical, MulticlassProbit.PerLogit);
         var perLogitError = (perLogit - mc).abs().max().item<double>();
         TestContext.Out.WriteLine($"correlated logits: largest probability error {error:F4} (per-logit form {perLogitError:F4})");
         Assert.That(error, Is.LessThan(0.05));

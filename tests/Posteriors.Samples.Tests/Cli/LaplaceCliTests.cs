@@ -43,7 +43,7 @@ public class LaplaceCliTests
         var run = new DirectoryInfo(Path.Combine(_out, "runs", "latest")).ResolveLinkTarget(true)!.FullName;
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
         var results = metrics.RootElement.GetProperty("results").EnumerateArray().ToList();
-        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[] { "map", "laplace-kfac", "laplace-kfac-mc" }));
+        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[] { "map", "laplace-kfac", "laplace-kfac-per-logit", "laplace-kfac-mc" }));
         Assert.That(results.All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
         Assert.That(metrics.RootElement.GetProperty("synthetic").GetBoolean());
         var deltas = metrics.RootElement.GetProperty("prior_precision").EnumerateObject().Select(p => p.Value.GetDouble()).ToList();

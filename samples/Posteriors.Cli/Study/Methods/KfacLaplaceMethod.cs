@@ -104,16 +104,18 @@ public sealed class KfacLaplaceMethod : IStudyMethod
 
     /// <summary>Log predictive probabilities [N, C] of the linearised predictive (multiclass probit) on <paramref name="data"/>.</summary>
     public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32) =>
-        LogProbs(state, model, data, temperature, monteCarloDraws: 0, seed: 0, chunk).Probit;
+        LogProbs(state, model, data, temperature, monteCarloDraws: 0, seed: 0, chunk).Pairwise;
 
     /// <summary>
-    /// Log predictive probabilities [N, C] of the linearised predictive on <paramref name="data"/>: the multiclass probit,
-    /// and (with <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussian outputs (null otherwise).
+    /// Log predictive probabilities [N, C] of the linearised predictive on <paramref name="data"/>: the pairwise and the
+    /// per-logit multiclass probit, and (with <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussian
+    /// outputs (null otherwise).
     /// </summary>
-    public static (Tensor Probit, Tensor? MonteCarlo) LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data,
+    public static (Tensor Pairwise, Tensor PerLogit, Tensor? MonteCarlo) LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data,
         double temperature, int monteCarloDraws, long seed, int chunk = 32)
     {
         var probit = new List<Tensor>();
+        var perLogit = new List<Tensor>();
         var monteCarlo = new List<Tensor>();
         var generator = monteCarloDraws > 0 ? new Rng().For(seed, 0, data.Images.device) : null;
         foreach (var (x, _) in data.Sequential(chunk))
@@ -125,9 +127,10 @@ public sealed class KfacLaplaceMethod : IStudyMethod
                 return new ModelOutput(model.call(x), wrt);
             }, model, temperature);
             probit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            perLogit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical, MulticlassProbit.PerLogit).clamp_min(1e-12).log().MoveToOuterDisposeScope());
             if (generator is not null)
                 monteCarlo.Add(GlmPredictive.MonteCarlo(mean, cov, OutputLikelihood.Categorical, monteCarloDraws, generator).clamp_min(1e-12).log().MoveToOuterDisposeScope());
         }
-        return (cat(probit, 0), generator is null ? null : cat(monteCarlo, 0));
+        return (cat(probit, 0), cat(perLogit, 0), generator is null ? null : cat(monteCarlo, 0));
     }
 }
