@@ -6,8 +6,9 @@ For the study's CNN (scripts/train-fmnist-cnn.py) and its state_dict, on the fir
   - its KFAC approximation (Σᵢ Hᵢ) ⊗ (1/N) Σᵢ φᵢφᵢᵀ;
   - for each, the Laplace log evidence over a fine grid of the prior precision δ (prior N(0, δ⁻¹ I) on fc2's weight and
     bias, the likelihood summed over the N images) and its maximiser;
-  - the GLM predictive with the multiclass probit on the 10,000 test images at that δ (and at δ from --delta),
-    with accuracy, NLL and ECE (15 equal-width bins), next to the MAP's.
+  - the GLM predictive on the 10,000 test images at that δ (and at δ from --delta), three ways: the per-logit and the
+    pairwise multiclass probit and Monte Carlo (2,000 draws), with accuracy, NLL and ECE (15 equal-width bins), next to
+    the MAP's.
 
     python3 scripts/laplace-reference.py MAP.pt [--train-size 60000] [--delta 1 ...]
 
