@@ -38,15 +38,25 @@ internal static class LaplaceCommand
             var path = CommonOptions.Value<string>(r);
             if (path is not null && !File.Exists(path)) r.AddError($"--weights: no file '{path}'.");
         });
-        var architecture = new Option<string>("--architecture", "-a") { Description = "The zoo architecture the weights belong to: cnn (SmallCnn, the study's CNN).", DefaultValueFactory = _ => "cnn" };
-        CommonOptions.OneOf(architecture, "cnn");
+        var architecture = new Option<string>("--architecture", "-a")
+        {
+            Description = "The zoo architecture the weights belong to: cnn (SmallCnn, the study's CNN: conv1, conv2, fc1, fc2) or mlp (MlpClassifier on the flattened image: layers.fc0 … layers.out).",
+            DefaultValueFactory = _ => "cnn",
+        };
+        CommonOptions.OneOf(architecture, "cnn", "mlp");
+        var hidden = new Option<string>("--hidden") { Description = "MLP hidden widths, comma-separated (empty: multinomial logistic regression).", DefaultValueFactory = _ => "128" };
+        hidden.Validators.Add(r =>
+        {
+            var text = CommonOptions.Value<string>(r);
+            if (text is not null && ParseHidden(text) is null) r.AddError($"--hidden must be positive integers like 256,128 (or empty); got '{text}'.");
+        });
         var widths = new Option<string>("--widths") { Description = "CNN widths conv1,conv2,dense.", DefaultValueFactory = _ => "32,64,128" };
         widths.Validators.Add(r =>
         {
             var text = CommonOptions.Value<string>(r);
             if (text is not null && ParseWidths(text) is null) r.AddError($"--widths must be three positive integers like 32,64,128; got '{text}'.");
         });
-        var layers = new Option<string>("--layers") { Description = "Layers the posterior covers: last (fc2), dense (fc1, fc2) or all (convolutions too).", DefaultValueFactory = _ => "all" };
+        var layers = new Option<string>("--layers") { Description = "Layers the posterior covers: last (the last Linear layer), dense (every Linear layer) or all (convolutions too).", DefaultValueFactory = _ => "all" };
         CommonOptions.OneOf(layers, "last", "dense", "all");
         var prior = CommonOptions.Positive(new Option<double>("--prior-precision") { Description = "The prior precision δ (the starting point of tuning; used as is with --tune none).", DefaultValueFactory = _ => 1.0 });
         var tune = new Option<string>("--tune")
@@ -60,22 +70,28 @@ internal static class LaplaceCommand
         var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on: the first N (those a model trained on a prefix saw). Default: all (512 with --tiny)." }, 1);
         var testSize = CommonOptions.AtLeast(new Option<int?>("--test-size") { Description = "Test images. Default: all (256 with --tiny)." }, 1);
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
+        var monteCarlo = CommonOptions.AtLeast(new Option<int>("--mc-draws")
+        {
+            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (a check on the probit approximation; 0: probit only).",
+            DefaultValueFactory = _ => 0,
+        }, 0);
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
-        foreach (var o in new Option[] { weights, architecture, widths, layers, prior, tune, curvature, trainSize, testSize, batchSize, samples, synthetic })
+        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, trainSize, testSize, batchSize, monteCarlo, samples, synthetic })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             var c = common.Read(parse);
-            return Run(console, c, new Settings(parse.GetValue(weights)!, ParseWidths(parse.GetValue(widths)!)!.Value, parse.GetValue(layers)!, parse.GetValue(prior),
+            return Run(console, c, new Settings(parse.GetValue(weights)!, parse.GetValue(architecture)!, ParseWidths(parse.GetValue(widths)!)!.Value,
+                ParseHidden(parse.GetValue(hidden) ?? "")!, parse.GetValue(layers)!, parse.GetValue(prior),
                 parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled", parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
-                parse.GetValue(batchSize), parse.GetValue(samples), parse.GetValue(synthetic)));
+                parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(samples), parse.GetValue(synthetic)));
         });
         return command;
     }
 
-    private sealed record Settings(string Weights, (int, int, int) Widths, string Layers, double PriorPrecision, string Tune, bool Sampled,
-        int? TrainSize, int? TestSize, int BatchSize, int Samples, bool Synthetic);
+    private sealed record Settings(string Weights, string Architecture, (int, int, int) Widths, int[] Hidden, string Layers, double PriorPrecision, string Tune, bool Sampled,
+        int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int Samples, bool Synthetic);
 
     private static int Run(IAnsiConsole console, CommonSettings common, Settings s)
     {
@@ -91,7 +107,10 @@ internal static class LaplaceCommand
         test = test.To(device);
 
         var (c1, c2, h) = s.Widths;
-        var model = new SmallCnn(train.Classes, c1, c2, h);
+        nn.Module<Tensor, Tensor> model = s.Architecture == "mlp"
+            ? new MlpClassifier((int)(train.Images.numel() / train.Count), s.Hidden, train.Classes)
+            : new SmallCnn(train.Classes, c1, c2, h);
+        var described = s.Architecture == "mlp" ? $"--architecture mlp --hidden {string.Join(",", s.Hidden)}" : $"--architecture cnn --widths {c1},{c2},{h}";
         model.to(device);
         try
         {
@@ -99,7 +118,7 @@ internal static class LaplaceCommand
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException)
         {
-            throw new UsageException($"--weights: {e.Message} (--architecture cnn --widths {c1},{c2},{h})");
+            throw new UsageException($"--weights: {e.Message} ({described})");
         }
         model.eval();
         var mode = ParameterTree.FromModule(model).Clone();
@@ -115,7 +134,7 @@ internal static class LaplaceCommand
             fitData = train.Take(train.Count - held);
         }
         var clock = Stopwatch.StartNew();
-        var state = KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, KfacLaplaceMethod.LayersFor(s.Layers), s.Sampled, common.Seeds[0], _ => { });
+        var state = KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, KfacLaplaceMethod.LayersFor(model, s.Layers), s.Sampled, common.Seeds[0], _ => { });
         var fitSeconds = clock.Elapsed.TotalSeconds;
         state.SetPriorPrecision(s.PriorPrecision);
         var logLikelihood = state.LogLikelihoodSum.ToDouble();
@@ -152,8 +171,10 @@ internal static class LaplaceCommand
         Tensor mapLogProbs;
         using (no_grad())
             mapLogProbs = cat(test.Sequential(1000).Select(b => nn.functional.log_softmax(model.call(b.X), 1)).ToArray(), 0);
-        var laplaceLogProbs = KfacLaplaceMethod.LogProbs(state, model, test, 1);
-        var rows = new[] { ("map", mapLogProbs), ("laplace-kfac", laplaceLogProbs) }.Select(r => new Dictionary<string, object>
+        var (probitLogProbs, perLogitLogProbs, monteCarloLogProbs) = KfacLaplaceMethod.LogProbs(state, model, test, 1, s.MonteCarloDraws, common.Seeds[0]);
+        var predictives = new List<(string, Tensor)> { ("map", mapLogProbs), ("laplace-kfac", probitLogProbs), ("laplace-kfac-per-logit", perLogitLogProbs) };
+        if (monteCarloLogProbs is not null) predictives.Add(("laplace-kfac-mc", monteCarloLogProbs));
+        var rows = predictives.Select(r => new Dictionary<string, object>
         {
             ["method"] = r.Item1,
             ["accuracy"] = PredictiveMetrics.Accuracy(r.Item2, test.Labels),
@@ -171,7 +192,7 @@ internal static class LaplaceCommand
 
         var metrics = new Dictionary<string, object>
         {
-            ["weights"] = Path.GetFullPath(s.Weights), ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count, ["test_images"] = test.Count,
+            ["weights"] = Path.GetFullPath(s.Weights), ["architecture"] = described, ["mc_draws"] = s.MonteCarloDraws, ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count, ["test_images"] = test.Count,
             ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["tune"] = s.Tune,
             ["prior_precision"] = state.Layers.Select((l, i) => (l.Key, deltas[i])).ToDictionary(p => p.Key, p => p.Item2),
             ["log_evidence"] = evidence, ["fit_seconds"] = fitSeconds, ["results"] = rows,
@@ -203,6 +224,13 @@ internal static class LaplaceCommand
             leaves.AddRange(draws.Select(state.Subset).Select(p => new KeyValuePair<string, Tensor>("samples/" + p.Key, p.Value)));
         }
         return new ParameterTree(leaves);
+    }
+
+    private static int[]? ParseHidden(string text)
+    {
+        if (text.Trim().Length == 0) return Array.Empty<int>();
+        var parts = text.Split(',').Select(p => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : -1).ToArray();
+        return parts.All(p => p >= 1) ? parts : null;
     }
 
     private static (int, int, int)? ParseWidths(string text)

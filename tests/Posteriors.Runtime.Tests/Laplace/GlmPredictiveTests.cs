@@ -42,11 +42,60 @@ public class GlmPredictiveTests
         var probit = GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical);
         var mc = GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Categorical, 200_000, new Generator(4));
         TensorAssert.Close(probit.sum(1), ones(8, dtype: float64), 1e-12, 1e-12);
-                var error = (probit - mc).abs().max().item<double>();
+        var error = (probit - mc).abs().max().item<double>();
         TestContext.Out.WriteLine($"multiclass probit vs Monte Carlo: largest probability error {error:F4}");
         Assert.That(error, Is.LessThan(0.05));
         Assert.That(Assert.Throws<ArgumentException>(() => GlmPredictive.Probit(mu, cov.narrow(1, 0, 3), OutputLikelihood.Categorical))!.Message,
             Does.Contain("[8, 3, 4]").And.Contain("[8, 4, 4]"));
         Assert.Throws<ArgumentException>(() => GlmPredictive.Probit(mu, cov, OutputLikelihood.Normal(1)));
+    }
+
+    [Test]
+    public void VarianceSharedByEveryLogitLeavesTheCategoricalProbitAtTheSoftmax()
+    {
+        // f = μ + c·1 with c ~ N(0, 4): softmax(f) = softmax(μ) for every draw. A linearised posterior has such a direction
+        // whenever the last layer has a bias (its GGN is zero along a shift of every bias), with the prior's variance.
+        var g = new Generator(5);
+        var mu = randn(new long[] { 6, 5 }, dtype: float64, generator: g) * 2;
+        var shared = full(new long[] { 6, 5, 5 }, 4.0, dtype: float64);
+        TensorAssert.Close(GlmPredictive.Probit(mu, shared, OutputLikelihood.Categorical), mu.softmax(1), 1e-12, 1e-12);
+        // The per-logit form reads it as uncertainty: every prediction flattens.
+        var perLogit = GlmPredictive.Probit(mu, shared, OutputLikelihood.Categorical, MulticlassProbit.PerLogit);
+        TensorAssert.Close(perLogit, (mu / Math.Sqrt(1 + Math.PI / 8 * 4)).softmax(1), 1e-12, 1e-12);
+        Assert.That((perLogit.max(1).values < mu.softmax(1).max(1).values).all().item<bool>());
+        // On top of independent variances the shared part changes nothing either.
+        var independent = diag_embed(rand(new long[] { 6, 5 }, dtype: float64, generator: g) + 0.5);
+        TensorAssert.Close(GlmPredictive.Probit(mu, independent + shared, OutputLikelihood.Categorical),
+            GlmPredictive.Probit(mu, independent, OutputLikelihood.Categorical), 1e-12, 1e-12);
+    }
+
+    [Test]
+    public void WithTwoClassesTheCategoricalProbitIsTheBinaryOneOfTheLogitDifference()
+    {
+        var g = new Generator(6);
+        var mu = randn(new long[] { 7, 2 }, dtype: float64, generator: g) * 3;
+        var a = randn(new long[] { 7, 2, 2 }, dtype: float64, generator: g);
+        var cov = a.bmm(a.transpose(1, 2));
+        var difference = (mu.select(1, 0) - mu.select(1, 1)).reshape(7, 1);
+        var differenceVariance = (cov[.., 0, 0] + cov[.., 1, 1] - 2 * cov[.., 0, 1]).reshape(7, 1, 1);
+        TensorAssert.Close(GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical).select(1, 0),
+            GlmPredictive.Probit(difference, differenceVariance, OutputLikelihood.Bernoulli), 1e-12, 1e-12);
+    }
+
+    [Test]
+    public void WithCorrelatedLogitsTheCategoricalProbitTracksMonteCarlo()
+    {
+        // Covariances A Aᵀ / K with A standard normal: strongly correlated logits, variances around 1.
+        var g = new Generator(7);
+        var mu = randn(new long[] { 16, 6 }, dtype: float64, generator: g) * 3;
+        var a = randn(new long[] { 16, 6, 6 }, dtype: float64, generator: g);
+        var cov = a.bmm(a.transpose(1, 2)) / 6;
+        var mc = GlmPredictive.MonteCarlo(mu, cov, OutputLikelihood.Categorical, 50_000, new Generator(8));
+        var error = (GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical) - mc).abs().max().item<double>();
+        // The per-logit form, which ignores the correlations, for comparison.
+        var perLogit = GlmPredictive.Probit(mu, cov, OutputLikelihood.Categorical, MulticlassProbit.PerLogit);
+        var perLogitError = (perLogit - mc).abs().max().item<double>();
+        TestContext.Out.WriteLine($"correlated logits: largest probability error {error:F4} (per-logit form {perLogitError:F4})");
+        Assert.That(error, Is.LessThan(0.05));
     }
 }

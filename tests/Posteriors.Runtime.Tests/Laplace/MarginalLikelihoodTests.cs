@@ -55,6 +55,25 @@ public class MarginalLikelihoodTests
     }
 
     [Test]
+    public void ThePriorPrecisionOfTheFitAndEvidenceIsTheOneOfTheBatchNormalisedLogPosteriorsPrior()
+    {
+        // The library's log posterior is mean log-likelihood + log prior / N (docs/ALGORITHMS.md §1). A MAP trained with
+        // a N(0, δ⁻¹ I) prior that way (here: weight decay δ/N on the mean loss) is the mode for which the evidence with
+        // priorPrecision δ is exact: the closed-form θ̂ of Regression() must be its stationary point.
+        var data = TestModels.LinearData(1, OutputLikelihoodKind.Normal);
+        var (kfac, _, _) = Regression();
+        var module = nn.Linear(10, 1, dtype: float64);
+        var model = Through(module, OutputLikelihood.Normal(Sigma));
+        var logPosterior = model.LogPosterior(q => -0.5 * Delta * (q["weight"].square().sum() + q["bias"].square().sum()), TestModels.N);
+        var atMode = Autodiff.ValueAndGrad(logPosterior, kfac.Params, data).Gradient.Flatten();
+        var elsewhere = Autodiff.ValueAndGrad(logPosterior, kfac.Params.Map(t => t + 0.01), data).Gradient.Flatten();
+        Assert.That(atMode.norm().item<double>(), Is.LessThan(1e-7 * elsewhere.norm().item<double>()));
+        // With the prior counted N times over (δ on the mean loss instead of δ/N) the same θ̂ is not a mode.
+        var overCounted = model.LogPosterior(q => -0.5 * Delta * TestModels.N * (q["weight"].square().sum() + q["bias"].square().sum()), TestModels.N);
+        Assert.That(Autodiff.ValueAndGrad(overCounted, kfac.Params, data).Gradient.Flatten().norm().item<double>(), Is.GreaterThan(1e-3));
+    }
+
+    [Test]
     public void TuningFindsTheStationaryPointMacKaysFixedPointAlsoFinds()
     {
         var (kfac, _, _) = Regression();

@@ -38,12 +38,12 @@ public class LaplaceCliTests
         var weights = Weights(16);
         var (console, text) = TestConsole.Recorder();
         var error = new StringWriter();
-        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune", tune, "-o", Path.Combine(_out, "runs") };
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune", tune, "--mc-draws", "20", "-o", Path.Combine(_out, "runs") };
         Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(0), error + text.ToString());
         var run = new DirectoryInfo(Path.Combine(_out, "runs", "latest")).ResolveLinkTarget(true)!.FullName;
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
         var results = metrics.RootElement.GetProperty("results").EnumerateArray().ToList();
-        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[] { "map", "laplace-kfac" }));
+        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[] { "map", "laplace-kfac", "laplace-kfac-per-logit", "laplace-kfac-mc" }));
         Assert.That(results.All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
         Assert.That(metrics.RootElement.GetProperty("synthetic").GetBoolean());
         var deltas = metrics.RootElement.GetProperty("prior_precision").EnumerateObject().Select(p => p.Value.GetDouble()).ToList();
@@ -52,6 +52,29 @@ public class LaplaceCliTests
         Assert.That(posterior.Names, Does.Contain("mean/fc2.weight").And.Contain("kfac/conv1/A").And.Contain("kfac/fc1/G").And.Contain("prior_precision/fc2"));
         Assert.That(posterior["samples/fc2.weight"].shape, Is.EqualTo(new long[] { 10, 10, 16 }));
         Assert.That(text.ToString(), Does.Contain("SYNTHETIC"));
+    }
+
+    [Test]
+    public void AnMlpFromTheZooTakesItsLastLayerAndMisshapedWeightsNameTheArchitecture()
+    {
+        Directory.CreateDirectory(_out);
+        TorchSharp.torch.manual_seed(2);
+        using var mlp = new MlpClassifier(28 * 28, new[] { 12, 8 }, 10);
+        var weights = Path.Combine(_out, "mlp.safetensors");
+        WeightsFile.Save(weights, ParameterTree.FromModule(mlp));
+        var (console, text) = TestConsole.Recorder();
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--architecture", "mlp", "--hidden", "12,8", "--layers", "last", "--tiny", "--synthetic", "--threads", "1", "--tune", "ml", "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(0), error + text.ToString());
+        var run = new DirectoryInfo(Path.Combine(_out, "runs", "latest")).ResolveLinkTarget(true)!.FullName;
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
+        Assert.That(metrics.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetString()), Is.EqualTo(new[] { "layers.out" }));
+        Assert.That(metrics.RootElement.GetProperty("results").EnumerateArray().All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
+
+        error = new StringWriter();
+        args[6] = "16,8";
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("'layers.fc0.weight' is [12, 784] in the file but [16, 784] in the model").And.Contain("--architecture mlp --hidden 16,8"));
     }
 
     [Test]

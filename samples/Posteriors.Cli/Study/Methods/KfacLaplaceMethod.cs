@@ -37,13 +37,20 @@ public sealed class KfacLaplaceMethod : IStudyMethod
     /// <inheritdoc />
     public long Steps(StudyContext context) => context.N / context.BatchSize + 1;
 
-    /// <summary>The module names of the layers for <c>--laplace-layers</c> (null: every Linear and Conv2d layer).</summary>
-    public static string[]? LayersFor(string layers) => layers switch
+    /// <summary>
+    /// The module names of the layers for <c>--laplace-layers</c> / <c>--layers</c>: last (the last Linear layer), dense
+    /// (every Linear layer) or all (null: every Linear and Conv2d layer). For the study's CNN: fc2; fc1 and fc2; all four.
+    /// </summary>
+    public static string[]? LayersFor(nn.Module model, string layers)
     {
-        "dense" => new[] { "fc1", "fc2" },
-        "all" => null,
-        _ => new[] { "fc2" },
-    };
+        var linear = model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear).Select(m => m.name).ToArray();
+        return layers switch
+        {
+            "all" => null,
+            "dense" => linear,
+            _ => new[] { linear[^1] },
+        };
+    }
 
     /// <inheritdoc />
     public MethodOutput Run(StudyContext context, double? tau, int seed, Action<long, string> progress)
@@ -52,7 +59,7 @@ public sealed class KfacLaplaceMethod : IStudyMethod
         var fits = Fits.GetOrCreateValue(context);
         if (!fits.TryGetValue(seed, out var state))
         {
-            state = Fit(context.Model, mode, context.Train, context.BatchSize, LayersFor(context.Options.LaplaceLayers), sampled: true, seed,
+            state = Fit(context.Model, mode, context.Train, context.BatchSize, LayersFor(context.Model, context.Options.LaplaceLayers), sampled: true, seed,
                 step => progress(step, "KFAC factors"));
             fits[seed] = state;
         }
@@ -96,9 +103,21 @@ public sealed class KfacLaplaceMethod : IStudyMethod
     }
 
     /// <summary>Log predictive probabilities [N, C] of the linearised predictive (multiclass probit) on <paramref name="data"/>.</summary>
-    public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32)
+    public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32) =>
+        LogProbs(state, model, data, temperature, monteCarloDraws: 0, seed: 0, chunk).Pairwise;
+
+    /// <summary>
+    /// Log predictive probabilities [N, C] of the linearised predictive on <paramref name="data"/>: the pairwise and the
+    /// per-logit multiclass probit, and (with <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussian
+    /// outputs (null otherwise).
+    /// </summary>
+    public static (Tensor Pairwise, Tensor PerLogit, Tensor? MonteCarlo) LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data,
+        double temperature, int monteCarloDraws, long seed, int chunk = 32)
     {
-        var parts = new List<Tensor>();
+        var probit = new List<Tensor>();
+        var perLogit = new List<Tensor>();
+        var monteCarlo = new List<Tensor>();
+        var generator = monteCarloDraws > 0 ? new Rng().For(seed, 0, data.Images.device) : null;
         foreach (var (x, _) in data.Sequential(chunk))
         {
             using var scope = NewDisposeScope();
@@ -107,8 +126,11 @@ public sealed class KfacLaplaceMethod : IStudyMethod
                 var wrt = ModuleBinding.Bind(model, p);
                 return new ModelOutput(model.call(x), wrt);
             }, model, temperature);
-            parts.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            probit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            perLogit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical, MulticlassProbit.PerLogit).clamp_min(1e-12).log().MoveToOuterDisposeScope());
+            if (generator is not null)
+                monteCarlo.Add(GlmPredictive.MonteCarlo(mean, cov, OutputLikelihood.Categorical, monteCarloDraws, generator).clamp_min(1e-12).log().MoveToOuterDisposeScope());
         }
-        return cat(parts, 0);
+        return (cat(probit, 0), cat(perLogit, 0), generator is null ? null : cat(monteCarlo, 0));
     }
 }
