@@ -2,7 +2,6 @@ using Posteriors.Dsl.Tests.Models;
 using Posteriors.Ensembles;
 using Posteriors.Models.Hierarchical;
 using Posteriors.Modeling;
-using Posteriors.Sgmcmc;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -114,16 +113,8 @@ public class AnalyticPriorGradientTests
         var batch = EightSchools.Batch();
         var model = new EightSchoolsNonCentred { DatasetSize = 8 };
         var start = RandomPoint(model.InitialParameters(), 18);
-        var a = Sghmc.Build<(Tensor, Tensor)>(model.LogPosterior, 0.01, alpha: 1, temperature: 0.1);
-        var b = Sghmc.Build<(Tensor, Tensor)>(model.FirstOrderLogPosterior, 0.01, alpha: 1, temperature: 0.1);
-        SghmcState sa = a.Init(start, seed: 3), sb = b.Init(start, seed: 3);
-        for (var step = 0; step < 25; step++)
-        {
-            a.Update(sa, batch, inplace: true);
-            b.Update(sb, batch, inplace: true);
-        }
-        for (var i = 0; i < start.Count; i++)
-            Assert.That(sb.Params.Leaves[i].allclose(sa.Params.Leaves[i], rtol: 1e-6, atol: 1e-9), Is.True, $"trajectory of {start.Names[i]}");
+        TrajectoryAssert.SameSghmcTrajectory<(Tensor, Tensor)>(model.LogPosterior, model.FirstOrderLogPosterior, start, batch, lr: 0.01,
+            temperature: 0.1, steps: 25);
     }
 
     [Test]

@@ -1,5 +1,4 @@
 using Posteriors.Modeling;
-using Posteriors.Sgmcmc;
 using Posteriors.Trees;
 using static TorchSharp.torch;
 
@@ -76,16 +75,7 @@ public class PriorGradientTests
         for (var i = 0; i < start.Count; i++)
             Assert.That(folded.Gradient.Leaves[i].allclose(reference.Gradient.Leaves[i], rtol: 1e-6, atol: 1e-9), Is.True, start.Names[i]);
 
-        var a = Sghmc.Build(autogradPrior, 0.05, alpha: 1, temperature: 0.01);
-        var b = Sghmc.Build(analyticPrior, 0.05, alpha: 1, temperature: 0.01);
-        SghmcState sa = a.Init(start, seed: 3), sb = b.Init(start, seed: 3);
-        for (var step = 0; step < 20; step++)
-        {
-            a.Update(sa, null, inplace: true);
-            b.Update(sb, null, inplace: true);
-        }
-        for (var i = 0; i < start.Count; i++)
-            Assert.That(sb.Params.Leaves[i].allclose(sa.Params.Leaves[i], rtol: 1e-6, atol: 1e-9), Is.True, $"trajectory of {start.Names[i]}");
+        TrajectoryAssert.SameSghmcTrajectory(autogradPrior, analyticPrior, start, null, lr: 0.05, temperature: 0.01, steps: 20);
     }
 
     [Test]
