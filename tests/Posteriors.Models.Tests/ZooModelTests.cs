@@ -1,5 +1,6 @@
 using Posteriors.Modeling;
 using Posteriors.Models.Zoo;
+using Posteriors.Testing;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -35,7 +36,10 @@ public class ZooModelTests
         var reference = Autodiff.ValueAndGrad(byHand.LogPosterior, renamed, (x, y));
         Assert.That(generated.Value.item<float>(), Is.EqualTo(reference.Value.item<float>()).Within(1e-5));
         for (var i = 0; i < theta.Count; i++)
-            Assert.That(allclose(generated.Gradient.Leaves[i], reference.Gradient.Leaves[i], rtol: 1e-4, atol: 1e-6), Is.True, theta.Names[i]);
+        {
+            TensorAssert.Close(generated.Gradient.Leaves[i], reference.Gradient.Leaves[i], 1e-4, 1e-6, theta.Names[i]);
+            TensorAssert.Finite(generated.Gradient.Leaves[i], theta.Names[i]);
+        }
         Assert.That(model.Forward(theta, x).shape, Is.EqualTo(new long[] { 3, 10 }));
     }
 

@@ -1,5 +1,6 @@
 using Posteriors.Curvature;
 using Posteriors.Ekf;
+using Posteriors.Testing;
 using Posteriors.Trees;
 using static TorchSharp.torch;
 
@@ -25,8 +26,10 @@ public class DiagEkfRuleTests
             ekf.Update(strided, 0, inplace: true);
         }
         var tolerance = dtype == ScalarType.Float32 ? 1e-5 : 1e-12;
-        Assert.That(contiguous.Params["w"].allclose(strided.Params["w"], rtol: tolerance, atol: tolerance), Is.True, "mean");
-        Assert.That(contiguous.Sd["w"].allclose(strided.Sd["w"], rtol: tolerance, atol: tolerance), Is.True, "sd");
+        TensorAssert.Close(contiguous.Params["w"], strided.Params["w"], tolerance, tolerance, "mean");
+        TensorAssert.Finite(contiguous.Params["w"], "mean");
+        TensorAssert.Close(contiguous.Sd["w"], strided.Sd["w"], tolerance, tolerance, "sd");
+        TensorAssert.Finite(contiguous.Sd["w"], "sd");
         Assert.That(contiguous.Sd["w"].lt(1.9).all().item<bool>(), Is.True, "the filter learned");
     }
 }

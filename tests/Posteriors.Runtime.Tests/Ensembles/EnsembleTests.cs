@@ -1,7 +1,8 @@
 using Posteriors.Ensembles;
 using Posteriors.Sgmcmc;
-using Posteriors.Traces;
+using Posteriors.Testing;
 using Posteriors.Tests.Sgmcmc;
+using Posteriors.Traces;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -100,8 +101,10 @@ public class EnsembleTests
             expected += single.Value.item<float>();
             for (var i = 0; i < template.Count; i++)
             {
-                Assert.That(a.Gradient.Leaves[i][k].allclose(single.Gradient.Leaves[i], rtol: 1e-5, atol: 1e-6), Is.True, $"plain, chain {k}, {template.Names[i]}");
-                Assert.That(b.Gradient.Leaves[i][k].allclose(single.Gradient.Leaves[i], rtol: 1e-5, atol: 1e-6), Is.True, $"module, chain {k}, {template.Names[i]}");
+                TensorAssert.Close(a.Gradient.Leaves[i][k], single.Gradient.Leaves[i], 1e-5, 1e-6, $"plain, chain {k}, {template.Names[i]}");
+                TensorAssert.Finite(a.Gradient.Leaves[i][k], $"plain, chain {k}, {template.Names[i]}");
+                TensorAssert.Close(b.Gradient.Leaves[i][k], single.Gradient.Leaves[i], 1e-5, 1e-6, $"module, chain {k}, {template.Names[i]}");
+                TensorAssert.Finite(b.Gradient.Leaves[i][k], $"module, chain {k}, {template.Names[i]}");
             }
         }
         Assert.That(a.Value.item<float>(), Is.EqualTo(expected).Within(1e-5));

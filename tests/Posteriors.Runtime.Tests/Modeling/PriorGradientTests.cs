@@ -1,4 +1,5 @@
 using Posteriors.Modeling;
+using Posteriors.Testing;
 using Posteriors.Trees;
 using static TorchSharp.torch;
 
@@ -73,7 +74,10 @@ public class PriorGradientTests
         var folded = Autodiff.ValueAndGrad(analyticPrior, start, null);
         Assert.That(folded.Value.item<double>(), Is.EqualTo(reference.Value.item<double>()).Within(1e-12));
         for (var i = 0; i < start.Count; i++)
-            Assert.That(folded.Gradient.Leaves[i].allclose(reference.Gradient.Leaves[i], rtol: 1e-6, atol: 1e-9), Is.True, start.Names[i]);
+        {
+            TensorAssert.Close(folded.Gradient.Leaves[i], reference.Gradient.Leaves[i], 1e-6, 1e-9, start.Names[i]);
+            TensorAssert.Finite(folded.Gradient.Leaves[i], start.Names[i]);
+        }
 
         TrajectoryAssert.SameSghmcTrajectory(autogradPrior, analyticPrior, start, null, lr: 0.05, temperature: 0.01, steps: 20);
     }

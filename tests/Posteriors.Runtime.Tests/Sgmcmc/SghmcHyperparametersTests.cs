@@ -1,4 +1,5 @@
 using Posteriors.Sgmcmc;
+using Posteriors.Testing;
 using Posteriors.Trees;
 using static TorchSharp.torch;
 
@@ -53,7 +54,8 @@ public class SghmcHyperparametersTests
             Loss(parameter).backward();
             sgd.step();
             state = sghmc.Update(state, null, inplace: true);
-            Assert.That(state.Params["w"].allclose(parameter.detach(), rtol: 1e-9, atol: 1e-9), Is.True, $"step {t}");
+            TensorAssert.Close(state.Params["w"], parameter.detach(), 1e-9, 1e-9, $"step {t}");
+            TensorAssert.Finite(state.Params["w"], $"step {t}");
         }
     }
 }

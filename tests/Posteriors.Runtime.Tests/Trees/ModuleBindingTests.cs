@@ -1,3 +1,4 @@
+using Posteriors.Testing;
 using Posteriors.Trees;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,7 +27,10 @@ public class ModuleBindingTests
         var b = Autodiff.ValueAndGrad(functional, values, x);
         Assert.That(a.Value.item<float>(), Is.EqualTo(b.Value.item<float>()).Within(1e-6));
         for (var i = 0; i < values.Count; i++)
-            Assert.That(allclose(a.Gradient.Leaves[i], b.Gradient.Leaves[i], rtol: 1e-6, atol: 1e-7), Is.True, values.Names[i]);
+        {
+            TensorAssert.Close(a.Gradient.Leaves[i], b.Gradient.Leaves[i], 1e-6, 1e-7, values.Names[i]);
+            TensorAssert.Finite(a.Gradient.Leaves[i], values.Names[i]);
+        }
     }
 
     [Test]
