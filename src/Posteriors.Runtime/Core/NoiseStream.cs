@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Posteriors;
 
 /// <summary>
@@ -33,8 +35,8 @@ internal readonly record struct StepNoise(NoiseStream Stream, ulong Key)
     {
         var isDouble = typeof(T) == typeof(double);
         if (!isDouble && typeof(T) != typeof(float)) throw new NotSupportedException($"Normals are float or double, not {typeof(T).Name}.");
-        var singles = System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(destination);
-        var doubles = System.Runtime.InteropServices.MemoryMarshal.Cast<T, double>(destination);
+        var singles = MemoryMarshal.Cast<T, float>(destination);
+        var doubles = MemoryMarshal.Cast<T, double>(destination);
         switch (Stream)
         {
             case NoiseStream.PhiloxBoxMuller when isDouble: Philox.Normals(Key, step, start, doubles); break;

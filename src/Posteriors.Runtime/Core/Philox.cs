@@ -7,7 +7,8 @@ namespace Posteriors;
 
 /// <summary>
 /// Standard normal draws from the counter-based generator Philox-4×32-10 (Salmon et al., "Parallel random numbers: as
-/// easy as 1, 2, 3", 2011), turned into normals by the Box–Muller transform. Draw n of (key, step) is a pure function of
+/// easy as 1, 2, 3", 2011), turned into normals by the Box–Muller transform: <see cref="NoiseStream.PhiloxBoxMuller"/>,
+/// the samplers' first step noise (its words also seed <see cref="PhiloxXoshiro"/>). Draw n of (key, step) is a pure function of
 /// those three numbers: nothing is carried from one draw to the next, so the draws of a tensor can be made in any order,
 /// on any number of threads, into any part of a buffer, and always come out the same.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -106,7 +107,7 @@ internal static class PhiloxXoshiro
         {
             // Words a bounded number of steps at a time, then the double transform of each step's 32 words.
             Span<uint> words = stackalloc uint[32 * 32];
-            var doubles = System.Runtime.InteropServices.MemoryMarshal.Cast<T, double>(normals);
+            var doubles = MemoryMarshal.Cast<T, double>(normals);
             for (var first = 0; first < count; first += 32)
             {
                 var steps = Math.Min(32, count - first);
@@ -118,7 +119,7 @@ internal static class PhiloxXoshiro
             }
             return;
         }
-        var singles = System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(normals);
+        var singles = MemoryMarshal.Cast<T, float>(normals);
         if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Run<Single512, Words512, float>(state, count, singles);
         else if (Vector256.IsHardwareAccelerated) Run<Single256, Words256, float>(state, count, singles);
         else Run<Single1, Words1, float>(state, count, singles);
@@ -144,10 +145,10 @@ internal static class PhiloxXoshiro
                 var b = Next(ref b0, ref b1, ref b2, ref b3);
                 if (output.IsEmpty) continue;
                 if (typeof(TOut) == typeof(float))
-                    BoxMuller<TSingle, TWords>(a, b, System.Runtime.InteropServices.MemoryMarshal.Cast<TOut, float>(output), 32 * k + i);
+                    BoxMuller<TSingle, TWords>(a, b, MemoryMarshal.Cast<TOut, float>(output), 32 * k + i);
                 else
                 {
-                    var words = System.Runtime.InteropServices.MemoryMarshal.Cast<TOut, uint>(output);
+                    var words = MemoryMarshal.Cast<TOut, uint>(output);
                     TWords.Store(a, words, 32 * k + i);
                     TWords.Store(b, words, 32 * k + 16 + i);
                 }
