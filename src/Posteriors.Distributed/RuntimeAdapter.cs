@@ -29,13 +29,20 @@ public abstract class MemberSampler
         var (lr, temperature) = (spec.Lr.ToSchedule(), spec.Temperature.ToSchedule());
         return spec.Kind switch
         {
-            SamplerKind.Sgld => new Of<SgldState>(Sgld.Build(logPosterior, lr, spec.Beta, temperature)),
-            SamplerKind.Sghmc => new Of<SghmcState>(Sghmc.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero)),
-            SamplerKind.Sgnht => new Of<SgnhtState>(Sgnht.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero, spec.Xi)),
-            SamplerKind.Baoa => new Of<BaoaState>(Baoa.Build(logPosterior, lr, spec.Alpha, spec.Sigma, temperature, InitialMomenta.Zero)),
-            SamplerKind.Sglrw => new Of<SglrwState>(Sglrw.Build(logPosterior, lr, temperature)),
+            SamplerKind.Sgld => WithNoise(Sgld.Build(logPosterior, lr, spec.Beta, temperature), spec),
+            SamplerKind.Sghmc => WithNoise(Sghmc.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero), spec),
+            SamplerKind.Sgnht => WithNoise(Sgnht.Build(logPosterior, lr, spec.Alpha, spec.Beta, spec.Sigma, temperature, InitialMomenta.Zero, spec.Xi), spec),
+            SamplerKind.Baoa => WithNoise(Baoa.Build(logPosterior, lr, spec.Alpha, spec.Sigma, temperature, InitialMomenta.Zero), spec),
+            SamplerKind.Sglrw => WithNoise(Sglrw.Build(logPosterior, lr, temperature), spec),
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown sampler kind."),
         };
+    }
+
+    /// <summary>The adapter of <paramref name="sampler"/>, whose fresh states get the spec's noise stream.</summary>
+    private static Of<TState> WithNoise<TState>(SgmcmcSampler<TState, (Tensor X, Tensor Y)> sampler, SamplerSpec spec) where TState : SgmcmcState
+    {
+        sampler.NoiseStream = spec.NoiseStream;
+        return new Of<TState>(sampler);
     }
 
     /// <summary>

@@ -89,9 +89,13 @@ public enum SamplerKind
 /// <param name="Beta">Gradient-noise correction β (SGLD, SGHMC, SGNHT).</param>
 /// <param name="Kind">The sampler.</param>
 /// <param name="Xi">SGNHT's initial thermostat ξ (default α).</param>
+/// <param name="NoiseStream">
+/// The generator of the members' step noise (<see cref="Posteriors.NoiseStream"/>); a member's checkpoint records its own,
+/// so a member resumed from a checkpoint keeps the generator it started with.
+/// </param>
 [GenerateSerializer, Immutable]
 public sealed record SamplerSpec(ScheduleSpec Lr, double Alpha, double Sigma, ScheduleSpec Temperature, double Beta = 0.0,
-    SamplerKind Kind = SamplerKind.Sghmc, double? Xi = null)
+    SamplerKind Kind = SamplerKind.Sghmc, double? Xi = null, NoiseStream NoiseStream = NoiseStream.PhiloxXoshiro)
 {
     /// <summary>SGHMC.</summary>
     public static SamplerSpec Sghmc(ScheduleSpec lr, double alpha, double sigma, ScheduleSpec temperature, double beta = 0.0) =>
@@ -120,6 +124,7 @@ public sealed record SamplerSpec(ScheduleSpec Lr, double Alpha, double Sigma, Sc
         ArgumentNullException.ThrowIfNull(Lr);
         ArgumentNullException.ThrowIfNull(Temperature);
         if (!Enum.IsDefined(Kind)) throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown sampler kind.");
+        if (!Enum.IsDefined(NoiseStream)) throw new ArgumentOutOfRangeException(nameof(NoiseStream), NoiseStream, "Unknown noise stream.");
         var momenta = Kind is SamplerKind.Sghmc or SamplerKind.Sgnht or SamplerKind.Baoa;
         if (!momenta && Alpha != 0) throw NotApplicable(nameof(Alpha), Alpha, "0");
         if (!momenta && Sigma != 1) throw NotApplicable(nameof(Sigma), Sigma, "1");

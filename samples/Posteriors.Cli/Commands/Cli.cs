@@ -110,7 +110,13 @@ public static class Cli
             DefaultValueFactory = _ => "last",
         };
         CommonOptions.OneOf(laplaceLayers, "last", "dense", "all");
-        foreach (var o in new Option[] { methods, temperatures, epochs, full, trainSize, testSize, batchSize, members, synthetic, noInstall, widths, sgdLr, laplaceLayers })
+        var noiseStream = new Option<string>("--noise-stream")
+        {
+            Description = "Generator of the samplers' step noise: philox-xoshiro (default) or philox-box-muller (the generator of earlier releases; reproduces their runs).",
+            DefaultValueFactory = _ => "philox-xoshiro",
+        };
+        CommonOptions.OneOf(noiseStream, "philox-xoshiro", "philox-box-muller");
+        foreach (var o in new Option[] { methods, temperatures, epochs, full, trainSize, testSize, batchSize, members, synthetic, noInstall, widths, sgdLr, laplaceLayers, noiseStream })
             command.Options.Add(o);
         var cluster = ClusterOption(command);
 
@@ -140,6 +146,7 @@ public static class Cli
                 Widths = ParseWidths(parse.GetValue(widths)),
                 LaplaceLayers = parse.GetValue(laplaceLayers) ?? "last",
                 SgdLr = parse.GetValue(sgdLr),
+                NoiseStream = parse.GetValue(noiseStream) == "philox-box-muller" ? NoiseStream.PhiloxBoxMuller : NoiseStream.PhiloxXoshiro,
                 Cluster = parse.GetValue(cluster),
             };
             return RunStudy(options, args, console);
@@ -170,6 +177,8 @@ public static class Cli
             var saved = File.Exists(settingsPath)
                 ? JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(settingsPath))!
                 : throw new UsageException($"--resume: '{run}' holds no {StudyRunner.SettingsFile}; it is not a study run folder.");
+            // Folders started before the choice existed ran with the first generator: resuming one needs --noise-stream philox-box-muller.
+            saved.TryAdd(nameof(StudyOptions.NoiseStream), ((int)NoiseStream.PhiloxBoxMuller).ToString(System.Globalization.CultureInfo.InvariantCulture));
             var differences = settings.Keys.Union(saved.Keys).Order(StringComparer.Ordinal)
                 .Where(k => !(settings.TryGetValue(k, out var a) && saved.TryGetValue(k, out var b) && a == b))
                 .Select(k => $"{k} {saved.GetValueOrDefault(k, "unset")} (now {settings.GetValueOrDefault(k, "unset")})").ToArray();

@@ -68,6 +68,12 @@ public sealed record StudyOptions
     /// <summary>CNN widths (conv1, conv2, dense); null = the mode's default.</summary>
     public (int C1, int C2, int Hidden)? Widths { get; init; }
 
+    /// <summary>
+    /// The generator of the samplers' step noise: <see cref="NoiseStream.PhiloxXoshiro"/> (the default) or
+    /// <see cref="NoiseStream.PhiloxBoxMuller"/>, which reproduces runs made before it became the default.
+    /// </summary>
+    public NoiseStream NoiseStream { get; init; } = NoiseStream.PhiloxXoshiro;
+
     /// <summary>A Posteriors cluster (Redis membership address HOST:PORT) to run ensemble members on, or null for this process.</summary>
     public string? Cluster { get; init; }
 

@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -8,7 +7,8 @@ namespace Posteriors;
 
 /// <summary>
 /// Standard normal draws from the counter-based generator Philox-4×32-10 (Salmon et al., "Parallel random numbers: as
-/// easy as 1, 2, 3", 2011), turned into normals by the Box–Muller transform. Draw n of (key, step) is a pure function of
+/// easy as 1, 2, 3", 2011), turned into normals by the Box–Muller transform: <see cref="NoiseStream.PhiloxBoxMuller"/>,
+/// the samplers' first step noise (its words also seed <see cref="PhiloxXoshiro"/>). Draw n of (key, step) is a pure function of
 /// those three numbers: nothing is carried from one draw to the next, so the draws of a tensor can be made in any order,
 /// on any number of threads, into any part of a buffer, and always come out the same.
 /// </summary>
@@ -52,7 +52,7 @@ internal static class Philox
     public static void Group(ulong key, long step, long group, Span<uint> words) => Groups(key, step, group, 1, words);
 
     /// <summary>Groups <paramref name="group"/> … <paramref name="group"/> + <paramref name="count"/> − 1 (at most four), 32 words each.</summary>
-    private static void Groups(ulong key, long step, long group, int count, Span<uint> words)
+    internal static void Groups(ulong key, long step, long group, int count, Span<uint> words)
     {
         if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Groups512(key, step, group, count, words);
         else if (Vector256.IsHardwareAccelerated && Avx2.IsSupported)
@@ -262,133 +262,7 @@ internal static class Philox
         return x + y + e * TSingle.Float(0.693359375f);
     }
 
-    /// <summary>float32 lanes at one width, with the operations the Box–Muller transform needs.</summary>
-    internal interface ISingleLanes<TSelf, TWords> where TSelf : ISingleLanes<TSelf, TWords>
-    {
-        /// <summary>Lanes per vector.</summary>
-        static abstract int Count { get; }
-        /// <summary><paramref name="value"/> in every lane.</summary>
-        static abstract TSelf Float(float value);
-        /// <summary>Integers below 2³¹ to the nearest float (ties to even).</summary>
-        static abstract TSelf Convert(TWords integers);
-        /// <summary>The floats with these bits.</summary>
-        static abstract TSelf FromBits(TWords bits);
-        /// <summary>The bits of these floats.</summary>
-        static abstract TWords Bits(TSelf x);
-        /// <summary>Correctly rounded square roots.</summary>
-        static abstract TSelf Sqrt(TSelf x);
-        /// <summary>The bits of <paramref name="ifSet"/> where <paramref name="mask"/> is set, of <paramref name="ifClear"/> elsewhere.</summary>
-        static abstract TWords Select(TWords mask, TSelf ifSet, TSelf ifClear);
-        /// <summary>Writes the lanes to <paramref name="normals"/> from <paramref name="at"/>.</summary>
-        static abstract void Store(TSelf x, Span<float> normals, int at);
-        static abstract TSelf operator +(TSelf a, TSelf b);
-        static abstract TSelf operator -(TSelf a, TSelf b);
-        static abstract TSelf operator *(TSelf a, TSelf b);
-    }
-
-    /// <summary>uint32 lanes at one width.</summary>
-    internal interface IWordLanes<TSelf> where TSelf : IWordLanes<TSelf>
-    {
-        /// <summary><paramref name="value"/> in every lane.</summary>
-        static abstract TSelf Word(uint value);
-        /// <summary>The lanes from <paramref name="words"/>[<paramref name="at"/>] on.</summary>
-        static abstract TSelf Load(ReadOnlySpan<uint> words, int at);
-        /// <summary>All ones in the lanes where <paramref name="a"/> = <paramref name="b"/>, zero elsewhere.</summary>
-        static abstract TSelf Equal(TSelf a, TSelf b);
-        static abstract TSelf operator +(TSelf a, TSelf b);
-        static abstract TSelf operator &(TSelf a, TSelf b);
-        static abstract TSelf operator |(TSelf a, TSelf b);
-        static abstract TSelf operator ^(TSelf a, TSelf b);
-        static abstract TSelf operator <<(TSelf a, int shift);
-        static abstract TSelf operator >>>(TSelf a, int shift);
-    }
-
-    internal readonly record struct Single512(Vector512<float> V) : ISingleLanes<Single512, Words512>
-    {
-        public static int Count => Vector512<float>.Count;
-        public static Single512 Float(float value) => new(Vector512.Create(value));
-        public static Single512 Convert(Words512 integers) => new(Vector512.ConvertToSingle(integers.V.AsInt32()));
-        public static Single512 FromBits(Words512 bits) => new(bits.V.AsSingle());
-        public static Words512 Bits(Single512 x) => new(x.V.AsUInt32());
-        public static Single512 Sqrt(Single512 x) => new(Vector512.Sqrt(x.V));
-        public static Words512 Select(Words512 mask, Single512 ifSet, Single512 ifClear) => new(Vector512.ConditionalSelect(mask.V.AsSingle(), ifSet.V, ifClear.V).AsUInt32());
-        public static void Store(Single512 x, Span<float> normals, int at) => x.V.CopyTo(normals[at..]);
-        public static Single512 operator +(Single512 a, Single512 b) => new(a.V + b.V);
-        public static Single512 operator -(Single512 a, Single512 b) => new(a.V - b.V);
-        public static Single512 operator *(Single512 a, Single512 b) => new(a.V * b.V);
-    }
-
-    internal readonly record struct Words512(Vector512<uint> V) : IWordLanes<Words512>
-    {
-        public static Words512 Word(uint value) => new(Vector512.Create(value));
-        public static Words512 Load(ReadOnlySpan<uint> words, int at) => new(Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(words), (nuint)at));
-        public static Words512 Equal(Words512 a, Words512 b) => new(Vector512.Equals(a.V, b.V));
-        public static Words512 operator +(Words512 a, Words512 b) => new(a.V + b.V);
-        public static Words512 operator &(Words512 a, Words512 b) => new(a.V & b.V);
-        public static Words512 operator |(Words512 a, Words512 b) => new(a.V | b.V);
-        public static Words512 operator ^(Words512 a, Words512 b) => new(a.V ^ b.V);
-        public static Words512 operator <<(Words512 a, int shift) => new(a.V << shift);
-        public static Words512 operator >>>(Words512 a, int shift) => new(a.V >>> shift);
-    }
-
-    internal readonly record struct Single256(Vector256<float> V) : ISingleLanes<Single256, Words256>
-    {
-        public static int Count => Vector256<float>.Count;
-        public static Single256 Float(float value) => new(Vector256.Create(value));
-        public static Single256 Convert(Words256 integers) => new(Vector256.ConvertToSingle(integers.V.AsInt32()));
-        public static Single256 FromBits(Words256 bits) => new(bits.V.AsSingle());
-        public static Words256 Bits(Single256 x) => new(x.V.AsUInt32());
-        public static Single256 Sqrt(Single256 x) => new(Vector256.Sqrt(x.V));
-        public static Words256 Select(Words256 mask, Single256 ifSet, Single256 ifClear) => new(Vector256.ConditionalSelect(mask.V.AsSingle(), ifSet.V, ifClear.V).AsUInt32());
-        public static void Store(Single256 x, Span<float> normals, int at) => x.V.CopyTo(normals[at..]);
-        public static Single256 operator +(Single256 a, Single256 b) => new(a.V + b.V);
-        public static Single256 operator -(Single256 a, Single256 b) => new(a.V - b.V);
-        public static Single256 operator *(Single256 a, Single256 b) => new(a.V * b.V);
-    }
-
-    internal readonly record struct Words256(Vector256<uint> V) : IWordLanes<Words256>
-    {
-        public static Words256 Word(uint value) => new(Vector256.Create(value));
-        public static Words256 Load(ReadOnlySpan<uint> words, int at) => new(Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(words), (nuint)at));
-        public static Words256 Equal(Words256 a, Words256 b) => new(Vector256.Equals(a.V, b.V));
-        public static Words256 operator +(Words256 a, Words256 b) => new(a.V + b.V);
-        public static Words256 operator &(Words256 a, Words256 b) => new(a.V & b.V);
-        public static Words256 operator |(Words256 a, Words256 b) => new(a.V | b.V);
-        public static Words256 operator ^(Words256 a, Words256 b) => new(a.V ^ b.V);
-        public static Words256 operator <<(Words256 a, int shift) => new(a.V << shift);
-        public static Words256 operator >>>(Words256 a, int shift) => new(a.V >>> shift);
-    }
-
-    /// <summary>One lane: the path of machines without SIMD.</summary>
-    internal readonly record struct Single1(float V) : ISingleLanes<Single1, Words1>
-    {
-        public static int Count => 1;
-        public static Single1 Float(float value) => new(value);
-        public static Single1 Convert(Words1 integers) => new((int)integers.V);
-        public static Single1 FromBits(Words1 bits) => new(BitConverter.UInt32BitsToSingle(bits.V));
-        public static Words1 Bits(Single1 x) => new(BitConverter.SingleToUInt32Bits(x.V));
-        public static Single1 Sqrt(Single1 x) => new(MathF.Sqrt(x.V));
-        public static Words1 Select(Words1 mask, Single1 ifSet, Single1 ifClear) => (mask & Bits(ifSet)) | (new Words1(~mask.V) & Bits(ifClear));
-        public static void Store(Single1 x, Span<float> normals, int at) => normals[at] = x.V;
-        public static Single1 operator +(Single1 a, Single1 b) => new(a.V + b.V);
-        public static Single1 operator -(Single1 a, Single1 b) => new(a.V - b.V);
-        public static Single1 operator *(Single1 a, Single1 b) => new(a.V * b.V);
-    }
-
-    internal readonly record struct Words1(uint V) : IWordLanes<Words1>
-    {
-        public static Words1 Word(uint value) => new(value);
-        public static Words1 Load(ReadOnlySpan<uint> words, int at) => new(words[at]);
-        public static Words1 Equal(Words1 a, Words1 b) => new(a.V == b.V ? uint.MaxValue : 0);
-        public static Words1 operator +(Words1 a, Words1 b) => new(a.V + b.V);
-        public static Words1 operator &(Words1 a, Words1 b) => new(a.V & b.V);
-        public static Words1 operator |(Words1 a, Words1 b) => new(a.V | b.V);
-        public static Words1 operator ^(Words1 a, Words1 b) => new(a.V ^ b.V);
-        public static Words1 operator <<(Words1 a, int shift) => new(a.V << shift);
-        public static Words1 operator >>>(Words1 a, int shift) => new(a.V >>> shift);
-    }
-
-    private static void BoxMuller(ReadOnlySpan<uint> words, Span<double> normals)
+    internal static void BoxMuller(ReadOnlySpan<uint> words, Span<double> normals)
     {
         // 53-bit uniforms from two words each: 32 high bits and 21 low bits.
         var scale = Vector512.Create(1.0 / (1UL << 53));

@@ -11,10 +11,11 @@ namespace Posteriors;
 /// a stream.
 /// </summary>
 /// <remarks>
-/// The samplers' per-step noise on the CPU (<see cref="NormalInto"/>) comes from Philox-4×32-10 keyed by (seed, stream)
-/// with the step and the element's position in the flattened tree as its counter: it is written straight into the
-/// tensor's storage, in any order, and does not depend on the number of threads. On other devices it comes from
-/// torch's generator on that device, seeded with a hash of (seed, step, stream, position).
+/// The samplers' per-step noise on the CPU (<see cref="NormalInto"/>) comes from a counter-based generator
+/// (<see cref="NoiseStream"/>) keyed by (seed, stream) with the step and the element's position in the flattened tree
+/// as its counter: it is written straight into the tensor's storage, in any order, and does not depend on the number of
+/// threads. On other devices it comes from torch's generator on that device, seeded with a hash of (seed, step, stream,
+/// position).
 /// </remarks>
 public sealed class Rng
 {
@@ -38,33 +39,37 @@ public sealed class Rng
     /// Fills <paramref name="into"/> with the standard normals of step <paramref name="step"/> of stream
     /// <paramref name="stream"/> of <paramref name="seed"/> whose positions in the flattened tree start at
     /// <paramref name="offset"/> (the leaf's offset, <see cref="Trees.ParameterTree.Layout"/>), so that no two leaves
-    /// share draws.
+    /// share draws, made by <paramref name="noiseStream"/> on the CPU.
     /// </summary>
-    public void NormalInto(Tensor into, long seed, long step, int stream, long offset)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="noiseStream"/> is not a <see cref="NoiseStream"/>.</exception>
+    public void NormalInto(Tensor into, long seed, long step, int stream, long offset, NoiseStream noiseStream)
     {
         ArgumentNullException.ThrowIfNull(into);
+        var noise = new StepNoise(StepNoise.Checked(noiseStream, nameof(noiseStream)), NoiseKey(seed, stream));
         if (into.device_type != DeviceType.CPU)
         {
             into.normal_(0, 1, For(Mix(seed, step, stream), offset, into.device));
             return;
         }
-        var key = NoiseKey(seed, stream);
         if (into.is_contiguous() && into.dtype is ScalarType.Float32 or ScalarType.Float64)
         {
-            NormalsInto(into, key, step, offset);
+            NormalsInto(into, noise, step, offset);
             return;
         }
         // Strided or half-precision leaves: the same draws, made in a contiguous buffer.
         using var buffer = empty(into.shape, dtype: into.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
-        NormalsInto(buffer, key, step, offset);
+        NormalsInto(buffer, noise, step, offset);
         into.copy_(buffer);
     }
 
-    /// <summary>The Philox key of stream <paramref name="stream"/> of <paramref name="seed"/>.</summary>
+    /// <summary>The generator key of stream <paramref name="stream"/> of <paramref name="seed"/> (the same for every <see cref="NoiseStream"/>).</summary>
     internal static ulong NoiseKey(long seed, int stream) => (ulong)Mix(seed, 0, stream);
 
-    /// <summary>Philox normals into a contiguous float32 or float64 CPU tensor, a span of at most 2³¹ bytes at a time.</summary>
-    private static void NormalsInto(Tensor contiguous, ulong key, long step, long offset)
+    /// <summary>The step noise of stream <paramref name="stream"/> of <paramref name="seed"/> made by <paramref name="noiseStream"/>.</summary>
+    internal static StepNoise Noise(NoiseStream noiseStream, long seed, int stream) => new(noiseStream, NoiseKey(seed, stream));
+
+    /// <summary>Normals into a contiguous float32 or float64 CPU tensor, a span of at most 2³¹ bytes at a time.</summary>
+    private static void NormalsInto(Tensor contiguous, StepNoise noise, long step, long offset)
     {
         using var flat = contiguous.view(-1);
         var length = flat.shape[0];
@@ -72,8 +77,8 @@ public sealed class Rng
         for (long start = 0; start < length; start += chunk)
         {
             using var part = start == 0 && length <= chunk ? flat.alias() : flat.narrow(0, start, Math.Min(chunk, length - start));
-            if (contiguous.dtype == ScalarType.Float64) Philox.Normals(key, step, offset + start, MemoryMarshal.Cast<byte, double>(part.bytes));
-            else Philox.Normals(key, step, offset + start, MemoryMarshal.Cast<byte, float>(part.bytes));
+            if (contiguous.dtype == ScalarType.Float64) noise.Normals(step, offset + start, MemoryMarshal.Cast<byte, double>(part.bytes));
+            else noise.Normals(step, offset + start, MemoryMarshal.Cast<byte, float>(part.bytes));
         }
     }
 

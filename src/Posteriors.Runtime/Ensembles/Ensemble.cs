@@ -79,7 +79,7 @@ public class Ensemble<TState, TBatch> : ITransform<TState, TBatch> where TState 
         var members = new TState[chains];
         try
         {
-            for (var k = 0; k < chains; k++) members[k] = Sampler.InitChain(ParallelChains.Member(parameters, k), seed, k);
+            for (var k = 0; k < chains; k++) members[k] = Sampler.NewChain(ParallelChains.Member(parameters, k), seed, k);
             return AlgorithmState.Stack(members);
         }
         finally

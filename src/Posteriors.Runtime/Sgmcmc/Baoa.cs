@@ -47,7 +47,7 @@ public sealed class BaoaState : MomentumState, IPersistentState<BaoaState>
     public static string Kind => "Baoa";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static BaoaState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
@@ -79,7 +79,7 @@ public sealed class Baoa<TBatch> : SgmcmcSampler<BaoaState, TBatch>
         var decay = Math.Exp(-gamma * lr);
         // −expm1 keeps 1 − e^(−2γε) accurate when γε is tiny.
         var noise = Math.Sqrt(temperature * -ExpM1(-2 * gamma * lr)) * _sigma;
-        var key = Rng.NoiseKey(seed, stream);
+        var stepNoise = Rng.Noise(chain.NoiseStream, seed, stream);
         using (no_grad())
         {
             long offset = 0;
@@ -88,13 +88,13 @@ public sealed class Baoa<TBatch> : SgmcmcSampler<BaoaState, TBatch>
                 Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
                 if (noise > 0 && FusedMoves.Fits(θ, m, g))
                 {
-                    FusedMoves.Baoa(θ, m, g, lr, lr / 2 * prec, decay, noise, key, step, offset);
+                    FusedMoves.Baoa(θ, m, g, lr, lr / 2 * prec, decay, noise, stepNoise, step, offset);
                     continue;
                 }
                 m.add_(g, alpha: lr);                                                              // B
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
                 m.mul_(decay);                                                                     // O
-                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset, chain.NoiseStream));
                 θ.add_(m, alpha: lr / 2 * prec);                                                   // A
             }
         }

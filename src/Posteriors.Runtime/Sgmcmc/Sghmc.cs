@@ -45,7 +45,7 @@ public sealed class SghmcState : MomentumState, IPersistentState<SghmcState>
     public static string Kind => "Sghmc";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static SghmcState ReadFrom(StateRecord record) => new(CheckedWithMomenta(record));
@@ -74,7 +74,7 @@ public sealed class Sghmc<TBatch> : SgmcmcSampler<SghmcState, TBatch>
         var temperature = _temperature.At(step, "temperature");
         var noise = SgmcmcStep.NoiseScale(temperature, lr, _alpha, _beta, step);
         var prec = 1.0 / (_sigma * _sigma);
-        var key = Rng.NoiseKey(seed, stream);
+        var stepNoise = Rng.Noise(chain.NoiseStream, seed, stream);
         using (no_grad())
         {
             long offset = 0;
@@ -83,12 +83,12 @@ public sealed class Sghmc<TBatch> : SgmcmcSampler<SghmcState, TBatch>
                 Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
                 if (noise > 0 && FusedMoves.Fits(θ, m, g))
                 {
-                    FusedMoves.Sghmc(θ, m, g, lr * prec, 1 - lr * prec * _alpha, lr, noise, key, step, offset);
+                    FusedMoves.Sghmc(θ, m, g, lr * prec, 1 - lr * prec * _alpha, lr, noise, stepNoise, step, offset);
                     continue;
                 }
                 θ.add_(m, alpha: lr * prec);                             // θ' = θ + ε σ⁻² m   (old m)
                 m.mul_(1 - lr * prec * _alpha).add_(g, alpha: lr);       // m' = m + ε g − ε σ⁻² α m
-                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));  //  + sqrt(Tε(2α − Tεβ)) ξ
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset, chain.NoiseStream));  //  + sqrt(Tε(2α − Tεβ)) ξ
             }
         }
     }

@@ -37,7 +37,7 @@ public sealed class SgldState : SgmcmcState, IPersistentState<SgldState>
     public static string Kind => "Sgld";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static SgldState ReadFrom(StateRecord record) => new(CheckedWithSeed(record));
@@ -62,7 +62,7 @@ public sealed class Sgld<TBatch> : SgmcmcSampler<SgldState, TBatch>
     {
         var lr = _lr.At(step, "lr", positive: true);
         var noise = SgmcmcStep.NoiseScale(_temperature.At(step, "temperature"), lr, 1.0, _beta, step);
-        var key = Rng.NoiseKey(seed, stream);
+        var stepNoise = Rng.Noise(chain.NoiseStream, seed, stream);
         using (no_grad())
         {
             long offset = 0;
@@ -71,11 +71,11 @@ public sealed class Sgld<TBatch> : SgmcmcSampler<SgldState, TBatch>
                 Tensor θ = chain.Params.Leaves[i], g = grad.Leaves[i];
                 if (noise > 0 && FusedMoves.Fits(θ, g))
                 {
-                    FusedMoves.Sgld(θ, g, lr, noise, key, step, offset);
+                    FusedMoves.Sgld(θ, g, lr, noise, stepNoise, step, offset);
                     continue;
                 }
                 θ.add_(g, alpha: lr);                                                                          // θ + ε g
-                if (noise > 0) θ.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));    //   + sqrt(Tε(2 − Tεβ)) ξ
+                if (noise > 0) θ.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset, chain.NoiseStream));    //   + sqrt(Tε(2 − Tεβ)) ξ
             }
         }
     }

@@ -39,7 +39,7 @@ public sealed class SglrwState : SgmcmcState, IPersistentState<SglrwState>
     public static string Kind => "Sglrw";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static SglrwState ReadFrom(StateRecord record) => new(CheckedWithSeed(record));

@@ -6,27 +6,55 @@ namespace Posteriors.Sgmcmc;
 
 /// <summary>
 /// What every SGMCMC state holds besides its sampler's own fields: the parameters θ, the step counter, the last log
-/// posterior and the seed of the counter-based noise stream (step t of chain k draws from stream k of (Seed, t), see
-/// <see cref="Rng.NormalInto"/>).
+/// posterior, the seed of the counter-based noise stream (step t of chain k draws from stream k of (Seed, t), see
+/// <see cref="Rng.NormalInto"/>) and the generator that makes it (<see cref="NoiseStream"/>).
 /// </summary>
 public abstract class SgmcmcState : AlgorithmState
 {
     private protected SgmcmcState(StateRecord fields) : base(fields) { }
 
+    /// <summary>The field of <see cref="NoiseStream"/>, saved as an integer.</summary>
+    internal const string NoiseStreamField = "noise_stream";
+
     /// <summary>The seed of this chain's noise stream.</summary>
     public long Seed => Fields.GetLong(SeedField);
 
-    /// <summary>The fields every SGMCMC state starts with (<see cref="AlgorithmState.NewFields"/> and the seed).</summary>
+    /// <summary>
+    /// The generator of this chain's step noise on the CPU: the sampler's <see cref="SgmcmcSampler{TState, TBatch}.NoiseStream"/>
+    /// when the state was initialised, kept through updates, saving and loading (a file written before the field existed
+    /// loads as <see cref="NoiseStream.PhiloxBoxMuller"/>, the generator that wrote it).
+    /// </summary>
+    public NoiseStream NoiseStream
+    {
+        get => (NoiseStream)Fields.GetLong(NoiseStreamField);
+        internal set => Fields.Set(NoiseStreamField, (long)value);
+    }
+
+    /// <summary>The fields every SGMCMC state starts with (<see cref="AlgorithmState.NewFields"/>, the seed and the default generator).</summary>
     internal static StateRecord NewFields(string kind, int kindVersion, ParameterTree parameters, long seed)
     {
         var fields = AlgorithmState.NewFields(kind, kindVersion, parameters);
         fields.Set(SeedField, seed);
+        fields.Set(NoiseStreamField, (long)StepNoise.Default);
         return fields;
     }
 
-    /// <summary>A loaded record checked for the common fields, the seed and <paramref name="fields"/>.</summary>
-    internal static StateRecord CheckedWithSeed(StateRecord record, params (string Name, Type Type)[] fields) =>
-        Checked(record, fields.Prepend((SeedField, typeof(long))).ToArray());
+    /// <summary>
+    /// A loaded record checked for the common fields, the seed, the generator and <paramref name="fields"/>; a record of
+    /// layout version 1 (before the generator was saved) gets <see cref="NoiseStream.PhiloxBoxMuller"/>, which wrote it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A field is missing or has another type, or the generator is not one of this library.</exception>
+    internal static StateRecord CheckedWithSeed(StateRecord record, params (string Name, Type Type)[] fields)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        if (record.KindVersion < 2 && !record.Has(NoiseStreamField)) record.Set(NoiseStreamField, (long)NoiseStream.PhiloxBoxMuller);
+        var checkedRecord = Checked(record, fields.Prepend((NoiseStreamField, typeof(long))).Prepend((SeedField, typeof(long))).ToArray());
+        var noiseStream = checkedRecord.GetLong(NoiseStreamField);
+        if (!Enum.IsDefined((NoiseStream)noiseStream))
+            throw new InvalidDataException($"Field '{NoiseStreamField}' of the saved {record.Kind} state is {noiseStream}, not a noise stream of this library " +
+                                           $"({string.Join(", ", Enum.GetValues<NoiseStream>().Select(v => $"{(int)v} = {v}"))}).");
+        return checkedRecord;
+    }
 }
 
 /// <summary>The state of a sampler with momenta (SGHMC, SGNHT, BAOA): the common fields and the momenta m.</summary>
@@ -69,8 +97,22 @@ public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch>
     /// <summary>The counter-based generators of this sampler.</summary>
     private protected Rng Rng { get; } = new();
 
+    /// <summary>
+    /// The generator of the step noise of the states this sampler initialises (<see cref="NoiseStream.PhiloxXoshiro"/>
+    /// unless set). A state keeps the generator it was initialised with (<see cref="SgmcmcState.NoiseStream"/>), so a
+    /// loaded state resumes with its own whatever this is.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a <see cref="Posteriors.NoiseStream"/>.</exception>
+    public NoiseStream NoiseStream
+    {
+        get => _noiseStream;
+        set => _noiseStream = StepNoise.Checked(value, nameof(NoiseStream));
+    }
+
+    private NoiseStream _noiseStream = StepNoise.Default;
+
     /// <inheritdoc />
-    public TState Init(ParameterTree parameters, long seed = 0) => InitChain(parameters, seed, stream: 0);
+    public TState Init(ParameterTree parameters, long seed = 0) => NewChain(parameters, seed, stream: 0);
 
     /// <inheritdoc />
     /// <exception cref="NonFiniteException">The log posterior or its gradient is NaN or infinite; the message names the step and the parameter.</exception>
@@ -83,7 +125,7 @@ public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch>
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="chain"/> is negative.</exception>
     public TState InitMember(ParameterTree parameters, long seed, int chain) =>
-        chain >= 0 ? InitChain(parameters, seed, chain) : throw new ArgumentOutOfRangeException(nameof(chain), chain, "A chain index is 0 or more.");
+        chain >= 0 ? NewChain(parameters, seed, chain) : throw new ArgumentOutOfRangeException(nameof(chain), chain, "A chain index is 0 or more.");
 
     /// <summary>
     /// One step of chain <paramref name="chain"/> held on its own: bit for bit what
@@ -102,6 +144,14 @@ public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch>
         var (value, aux, grad) = SgmcmcStep.Gradient(LogPosterior, state.Params, state.Step, batch, chain);
         Move(next, grad, state.Step, state.Seed, stream: chain ?? 0);
         return AlgorithmState.Finish(next, value, aux);
+    }
+
+    /// <summary>A fresh state of chain stream <paramref name="stream"/> (<see cref="InitChain"/>) with this sampler's <see cref="NoiseStream"/>.</summary>
+    internal TState NewChain(ParameterTree parameters, long seed, int stream)
+    {
+        var state = InitChain(parameters, seed, stream);
+        state.NoiseStream = NoiseStream;
+        return state;
     }
 
     /// <summary>A fresh state at <paramref name="parameters"/>; random initial values come from stream <paramref name="stream"/> of the seed.</summary>
@@ -142,10 +192,10 @@ internal static class SgmcmcStep
     /// parameter-sized allocation); a strided buffer (the gradient of a transposed weight) would make the addition slow,
     /// so it gets a fresh one.
     /// </summary>
-    public static Tensor ScaledNormalInto(Tensor spent, double scale, Rng rng, long seed, long step, int stream, long offset)
+    public static Tensor ScaledNormalInto(Tensor spent, double scale, Rng rng, long seed, long step, int stream, long offset, NoiseStream noiseStream)
     {
         var into = spent.is_contiguous() ? spent : empty(spent.shape, dtype: spent.dtype, device: spent.device);
-        rng.NormalInto(into, seed, step, stream, offset);
+        rng.NormalInto(into, seed, step, stream, offset, noiseStream);
         return into.mul_(scale);
     }
 

@@ -55,7 +55,7 @@ public sealed class SgnhtState : MomentumState, IPersistentState<SgnhtState>
     public static string Kind => "Sgnht";
 
     /// <inheritdoc />
-    public static int KindVersion => 1;
+    public static int KindVersion => 2;
 
     /// <inheritdoc />
     public static SgnhtState ReadFrom(StateRecord record) =>
@@ -96,7 +96,7 @@ public sealed class Sgnht<TBatch> : SgmcmcSampler<SgnhtState, TBatch>
                 Tensor θ = chain.Params.Leaves[i], m = chain.Momenta.Leaves[i], g = grad.Leaves[i];
                 θ.add_(m, alpha: lr * prec);                                      // θ' = θ + ε σ⁻² m
                 m.mul_(decay).add_(g, alpha: lr);                                 // m' = m + ε g − ε σ⁻² ζ m
-                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset));
+                if (noise > 0) m.add_(SgmcmcStep.ScaledNormalInto(g, noise, Rng, seed, step, stream, offset, chain.NoiseStream));
             }
             chain.Xi.add_((kinetic - temperature) * lr);                          // ζ' = ζ + ε (σ⁻² mean(m²) − T)
         }

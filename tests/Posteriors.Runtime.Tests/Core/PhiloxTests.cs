@@ -2,10 +2,13 @@ using static TorchSharp.torch;
 
 namespace Posteriors.Tests.Core;
 
-/// <summary>The samplers' counter-based normal generator: Philox-4×32-10 words and Box–Muller normals.</summary>
+/// <summary>
+/// The samplers' counter-based normal generators: Philox-4×32-10 words and Box–Muller normals (<see cref="NoiseStream.PhiloxBoxMuller"/>),
+/// and the properties both <see cref="NoiseStream"/>s share (position-only draws, moments, Kolmogorov–Smirnov, independence).
+/// </summary>
 public class PhiloxTests
 {
-    private const ulong Key = 0x0123456789ABCDEFUL;
+    internal const ulong Key = 0x0123456789ABCDEFUL;
 
     [Test]
     public void PhiloxBlocksMatchThePublishedKnownAnswers()
@@ -57,9 +60,9 @@ public class PhiloxTests
                 (words[0], words[1], words[2], words[3]) = (0, uint.MaxValue, 0xB504F3u << 7, (0xB504F3u << 7) | 0x7F);
                 for (var i = 0; i < 16; i++) words[16 + i] = (uint)i << 28 | (i % 2 == 0 ? 0 : 0x0FFFFFFFu);
             }
-            Philox.BoxMuller<Philox.Single512, Philox.Words512>(words, wide);
-            Philox.BoxMuller<Philox.Single256, Philox.Words256>(words, narrow);
-            Philox.BoxMuller<Philox.Single1, Philox.Words1>(words, scalar);
+            Philox.BoxMuller<Single512, Words512>(words, wide);
+            Philox.BoxMuller<Single256, Words256>(words, narrow);
+            Philox.BoxMuller<Single1, Words1>(words, scalar);
             Assert.That(narrow, Is.EqualTo(wide), $"256-bit lanes, trial {trial}");
             Assert.That(scalar, Is.EqualTo(wide), $"one lane, trial {trial}");
         }
@@ -97,18 +100,18 @@ public class PhiloxTests
     }
 
     [Test]
-    public void DrawsDependOnlyOnTheirPositionNotOnHowTheBufferIsFilled()
+    public void DrawsDependOnlyOnTheirPositionNotOnHowTheBufferIsFilled([Values] NoiseStream noiseStream)
     {
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
         {
             const int n = 10_000;
-            var whole = Draw(dtype, n, 5, 0);
-            // Pieces starting mid-group, filled in parallel on several threads and in reverse order.
+            var whole = Draw(noiseStream, dtype, n, 5, 0);
+            // Pieces starting mid-group and mid-block, filled in parallel on several threads.
             var pieces = new double[n];
-            var bounds = new[] { 0, 7, 33, 1000, 1001, 4099, 9999, n };
+            var bounds = new[] { 0, 7, 33, 1000, 1001, 4095, 4099, 8192, 8200, 9999, n };
             Parallel.For(0, bounds.Length - 1, new ParallelOptions { MaxDegreeOfParallelism = 4 }, j =>
             {
-                var piece = Draw(dtype, bounds[j + 1] - bounds[j], 5, bounds[j]);
+                var piece = Draw(noiseStream, dtype, bounds[j + 1] - bounds[j], 5, bounds[j]);
                 piece.CopyTo(pieces, bounds[j]);
             });
             Assert.That(pieces, Is.EqualTo(whole), dtype.ToString());
@@ -116,12 +119,12 @@ public class PhiloxTests
     }
 
     [Test]
-    public void NormalsHaveTheMomentsOfAStandardNormal()
+    public void NormalsHaveTheMomentsOfAStandardNormal([Values] NoiseStream noiseStream)
     {
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
         {
             const int n = 1 << 20;
-            var x = Draw(dtype, n, 11, 0);
+            var x = Draw(noiseStream, dtype, n, 11, 0);
             double mean = x.Average(), m2 = x.Average(v => v * v), m3 = x.Average(v => v * v * v), m4 = x.Average(v => v * v * v * v);
             // Standard errors: √(1/n), √(2/n), √(15/n), √(96/n) (Var x^k = E x^2k − (E x^k)²); 5 of them is a 1-in-10⁶ miss.
             Assert.That(mean, Is.EqualTo(0).Within(5 * Math.Sqrt(1.0 / n)), $"{dtype} mean");
@@ -132,12 +135,12 @@ public class PhiloxTests
     }
 
     [Test]
-    public void NormalsPassAKolmogorovSmirnovTest()
+    public void NormalsPassAKolmogorovSmirnovTest([Values] NoiseStream noiseStream)
     {
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64 })
         {
             const int n = 200_000;
-            var x = Draw(dtype, n, 17, 123);
+            var x = Draw(noiseStream, dtype, n, 17, 123);
             Array.Sort(x);
             var d = 0.0;
             for (var i = 0; i < n; i++)
@@ -151,14 +154,14 @@ public class PhiloxTests
     }
 
     [Test]
-    public void StreamsStepsAndSeedsAreUncorrelated()
+    public void StreamsStepsAndSeedsAreUncorrelated([Values] NoiseStream noiseStream)
     {
         const int n = 100_000;
         var rng = new Rng();
         double[] Leaf(long seed, long step, int stream, long offset = 0)
         {
             using var t = empty(n, dtype: ScalarType.Float64);
-            rng.NormalInto(t, seed, step, stream, offset);
+            rng.NormalInto(t, seed, step, stream, offset, noiseStream);
             return t.data<double>().ToArray();
         }
         var a = Leaf(1, 5, 0);
@@ -173,35 +176,37 @@ public class PhiloxTests
     }
 
     [Test]
-    public void StridedAndHalfPrecisionLeavesGetTheDrawsOfTheirPositions()
+    public void StridedAndHalfPrecisionLeavesGetTheDrawsOfTheirPositions([Values] NoiseStream noiseStream)
     {
         var rng = new Rng();
         using var contiguous = empty(4, 3);
-        rng.NormalInto(contiguous, 3, 2, 1, 10);
+        rng.NormalInto(contiguous, 3, 2, 1, 10, noiseStream);
         using var strided = empty(3, 4).t();
         Assert.That(strided.is_contiguous(), Is.False);
-        rng.NormalInto(strided, 3, 2, 1, 10);
+        rng.NormalInto(strided, 3, 2, 1, 10, noiseStream);
         Assert.That(strided.equal(contiguous).all().item<bool>(), Is.True, "a transposed leaf gets the draws of its row-major positions");
         using var half = empty(new long[] { 4, 3 }, dtype: ScalarType.Float16);
-        rng.NormalInto(half, 3, 2, 1, 10);
+        rng.NormalInto(half, 3, 2, 1, 10, noiseStream);
         Assert.That(half.to_type(ScalarType.Float32).allclose(contiguous, rtol: 1e-3, atol: 1e-3), Is.True);
     }
 
-    private static double[] Draw(ScalarType dtype, int count, long step, long start)
+    /// <summary>Normals <paramref name="start"/> … of step <paramref name="step"/> of the test key, as doubles.</summary>
+    internal static double[] Draw(NoiseStream noiseStream, ScalarType dtype, int count, long step, long start)
     {
+        var noise = new StepNoise(noiseStream, Key);
         if (dtype == ScalarType.Float64)
         {
             var d = new double[count];
-            Philox.Normals(Key, step, start, d);
+            noise.Normals<double>(step, start, d);
             return d;
         }
         var f = new float[count];
-        Philox.Normals(Key, step, start, f);
+        noise.Normals<float>(step, start, f);
         return f.Select(v => (double)v).ToArray();
     }
 
     /// <summary>Φ(x); a coarse approximation (Abramowitz–Stegun 7.1.26, 1e-7) would be too close to the KS tolerance at n = 2·10⁵.</summary>
-    private static double NormalCdf(double x) => 0.5 * Erfc(-x / Math.Sqrt(2));
+    internal static double NormalCdf(double x) => 0.5 * Erfc(-x / Math.Sqrt(2));
 
     /// <summary>erfc by its continued fraction for |x| &gt; 2 and the Taylor series of erf otherwise; about 1e-14 relative.</summary>
     private static double Erfc(double x)

@@ -15,14 +15,17 @@ public class StateFixtureTests
 {
     private static readonly string Fixtures = Path.Combine(TestContext.CurrentContext.TestDirectory, "Serialization", "Fixtures");
 
-    /// <summary>Kind → (load a file with the current library, the recipe's state now), both as the records the current library writes.</summary>
-    private static readonly Dictionary<string, (Func<string, StateRecord> Load, Func<StateRecord> Expected)> Kinds = new()
+    /// <summary>
+    /// Kind → (load a file with the current library, the recipe's state now for the loaded record), both as the records the
+    /// current library writes. The SGMCMC recipes run with the noise generator the loaded record names.
+    /// </summary>
+    private static readonly Dictionary<string, (Func<string, StateRecord> Load, Func<StateRecord, StateRecord> Expected)> Kinds = new()
     {
-        [SgldState.Kind] = Entry(StateFixtures.Sgld),
-        [SghmcState.Kind] = Entry(StateFixtures.Sghmc),
-        [SgnhtState.Kind] = Entry(StateFixtures.Sgnht),
-        [BaoaState.Kind] = Entry(StateFixtures.Baoa),
-        [SglrwState.Kind] = Entry(StateFixtures.Sglrw),
+        [SgldState.Kind] = Sampler(StateFixtures.Sgld),
+        [SghmcState.Kind] = Sampler(StateFixtures.Sghmc),
+        [SgnhtState.Kind] = Sampler(StateFixtures.Sgnht),
+        [BaoaState.Kind] = Sampler(StateFixtures.Baoa),
+        [SglrwState.Kind] = Sampler(StateFixtures.Sglrw),
         [DiagLaplaceState.Kind] = Entry(StateFixtures.DiagLaplace),
         [DenseLaplaceState.Kind] = Entry(StateFixtures.DenseLaplace),
         [KfacLaplaceState.Kind] = Entry(StateFixtures.KfacLaplace),
@@ -35,8 +38,12 @@ public class StateFixtureTests
         [LaplacePrior.Kind] = Entry(StateFixtures.LaplacePrior),
     };
 
-    private static (Func<string, StateRecord>, Func<StateRecord>) Entry<TState>(Func<TState> recipe) where TState : IPersistentState<TState> =>
-        (path => Record(StateFile.Load<TState>(path)), () => Record(recipe()));
+    private static (Func<string, StateRecord>, Func<StateRecord, StateRecord>) Entry<TState>(Func<TState> recipe) where TState : IPersistentState<TState> =>
+        (path => Record(StateFile.Load<TState>(path)), _ => Record(recipe()));
+
+    private static (Func<string, StateRecord>, Func<StateRecord, StateRecord>) Sampler<TState>(Func<NoiseStream, TState> recipe)
+        where TState : SgmcmcState, IPersistentState<TState> =>
+        (path => Record(StateFile.Load<TState>(path)), loaded => Record(recipe((NoiseStream)loaded.GetLong("noise_stream"))));
 
     private static StateRecord Record<TState>(TState state) where TState : IPersistentState<TState>
     {
@@ -54,7 +61,26 @@ public class StateFixtureTests
         var kind = file[..file.IndexOf(".v", StringComparison.Ordinal)];
         Assert.That(Kinds.ContainsKey(kind), Is.True, $"No recipe for kind '{kind}'.");
         var (load, expected) = Kinds[kind];
-        AssertSameFields(load(Path.Combine(Fixtures, file)), expected());
+        var loaded = load(Path.Combine(Fixtures, file));
+        AssertSameFields(loaded, expected(loaded));
+    }
+
+    [Test]
+    public void ASamplerFileOfVersion1ResumesBitIdenticallyWithTheGeneratorThatWroteIt()
+    {
+        using var loaded = StateFile.Load<SghmcState>(Path.Combine(Fixtures, "Sghmc.v1.state"));
+        Assert.That(loaded.NoiseStream, Is.EqualTo(NoiseStream.PhiloxBoxMuller));
+        // A sampler whose new states take the default generator: the loaded state keeps its own.
+        var sampler = StateFixtures.SghmcTransform();
+        Assert.That(sampler.NoiseStream, Is.EqualTo(NoiseStream.PhiloxXoshiro));
+        using var resumed = sampler.Update(loaded, 3);
+        using var straight = StateFixtures.Sghmc(NoiseStream.PhiloxBoxMuller, steps: 3);
+        for (var i = 0; i < straight.Params.Count; i++)
+        {
+            Assert.That(resumed.Params.Leaves[i].equal(straight.Params.Leaves[i]).all().item<bool>(), Is.True, $"params[{straight.Params.Names[i]}]");
+            Assert.That(resumed.Momenta.Leaves[i].equal(straight.Momenta.Leaves[i]).all().item<bool>(), Is.True, $"momenta[{straight.Params.Names[i]}]");
+        }
+        Assert.That(resumed.NoiseStream, Is.EqualTo(NoiseStream.PhiloxBoxMuller));
     }
 
     [Test]
@@ -93,7 +119,8 @@ public class StateFixtureTests
             {
                 var files = Directory.GetFiles(directory, kind + ".v*.state");
                 Assert.That(files, Is.Not.Empty, kind);
-                AssertSameFields(load(files.Max()!), expected());
+                var loaded = load(files.Max()!);
+                AssertSameFields(loaded, expected(loaded));
             }
         }
         finally

@@ -15,9 +15,11 @@ namespace Posteriors.Tests.Serialization;
 /// One small, deterministic state of every persistent kind, built through the public API (Init and two updates on a
 /// tiny Gaussian target). The files under Fixtures/ were written from these recipes by the library as it was when the
 /// format of each kind was introduced (<c>scripts/state-fixtures.sh</c>); the tests load them with the current library
-/// and compare every field with the recipe run again now. The SGLD, SGHMC, SGNHT and BAOA files (format version 1, unchanged)
-/// were rewritten when the samplers' step noise moved to the Philox generator: their values are the recipes' trajectories,
-/// which depend on the noise.
+/// and compare every field with the recipe run again now. The SGLD, SGHMC, SGNHT and BAOA files of version 1 were
+/// rewritten when the samplers' step noise moved to the Philox generator: their values are the recipes' trajectories,
+/// which depend on the noise. Version 2 of the SGMCMC kinds records the noise generator: a version-1 file loads as
+/// <see cref="NoiseStream.PhiloxBoxMuller"/> and matches the recipe run with it, a version-2 file the recipe run with
+/// the generator it records.
 /// </summary>
 internal static class StateFixtures
 {
@@ -29,17 +31,19 @@ internal static class StateFixtures
     public static ParameterTree Start() =>
         ParameterTree.From(("w", tensor(new[,] { { 0.5, -0.25 }, { 2.0, 0.0 } }, dtype: float64)), ("b", tensor(new[] { -1.5 }, dtype: float64)));
 
-    private static TState Run<TState>(ITransform<TState, int> transform, TState state) where TState : IAlgorithmState
+    private static TState Run<TState>(ITransform<TState, int> transform, TState state, int steps = 2) where TState : IAlgorithmState
     {
-        for (var i = 0; i < 2; i++) state = transform.Update(state, 3, inplace: true);
+        for (var i = 0; i < steps; i++) state = transform.Update(state, 3, inplace: true);
         return state;
     }
 
-    public static SgldState Sgld() { var t = Posteriors.Sgmcmc.Sgld.Build(Gaussian, 0.1, temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
-    public static SghmcState Sghmc() { var t = Posteriors.Sgmcmc.Sghmc.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
-    public static SgnhtState Sgnht() { var t = Posteriors.Sgmcmc.Sgnht.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
-    public static BaoaState Baoa() { var t = Posteriors.Sgmcmc.Baoa.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
-    public static SglrwState Sglrw() { var t = Posteriors.Sgmcmc.Sglrw.Build(Gaussian, 0.1, temperature: 0.5); return Run(t, t.Init(Start(), 7)); }
+    public static SgldState Sgld(NoiseStream noiseStream = StepNoise.Default) { var t = Posteriors.Sgmcmc.Sgld.Build(Gaussian, 0.1, temperature: 0.5); t.NoiseStream = noiseStream; return Run(t, t.Init(Start(), 7)); }
+    public static SghmcState Sghmc(NoiseStream noiseStream = StepNoise.Default) => Sghmc(noiseStream, steps: 2);
+    public static SghmcState Sghmc(NoiseStream noiseStream, int steps) { var t = SghmcTransform(); t.NoiseStream = noiseStream; return Run(t, t.Init(Start(), 7), steps); }
+    public static Sghmc<int> SghmcTransform() => Posteriors.Sgmcmc.Sghmc.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5);
+    public static SgnhtState Sgnht(NoiseStream noiseStream = StepNoise.Default) { var t = Posteriors.Sgmcmc.Sgnht.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5); t.NoiseStream = noiseStream; return Run(t, t.Init(Start(), 7)); }
+    public static BaoaState Baoa(NoiseStream noiseStream = StepNoise.Default) { var t = Posteriors.Sgmcmc.Baoa.Build(Gaussian, 0.1, alpha: 0.5, temperature: 0.5); t.NoiseStream = noiseStream; return Run(t, t.Init(Start(), 7)); }
+    public static SglrwState Sglrw(NoiseStream noiseStream = StepNoise.Default) { var t = Posteriors.Sgmcmc.Sglrw.Build(Gaussian, 0.1, temperature: 0.5); t.NoiseStream = noiseStream; return Run(t, t.Init(Start(), 7)); }
 
     public static DiagLaplaceState DiagLaplace() { var t = Posteriors.Laplace.DiagFisher.Build(PerDatum, 0.5, subset: new[] { "w" }); return Run(t, t.Init(Start())); }
     public static DenseLaplaceState DenseLaplace() { var t = Posteriors.Laplace.DenseFisher.Build(PerDatum, 0.5); return Run(t, t.Init(Start())); }

@@ -32,8 +32,12 @@ public static class SamplerCases
 {
     public static readonly string[] Names = { "Sgld", "Sghmc", "Sgnht", "Baoa", "Sglrw" };
 
+    /// <summary>Every sampler with every noise generator.</summary>
+    public static IEnumerable<TestCaseData> NamesAndNoiseStreams() =>
+        Names.SelectMany(name => Enum.GetValues<NoiseStream>().Select(stream => new TestCaseData(name, stream)));
+
     public static ISamplerRunner Build(string name, LogPosterior<object?> logPosterior, Schedule? temperature = null,
-        InitialMomenta? momenta = null)
+        InitialMomenta? momenta = null, NoiseStream noiseStream = StepNoise.Default)
     {
         var sigma = Math.Sqrt(10);
         momenta ??= InitialMomenta.Zero;
@@ -42,26 +46,31 @@ public static class SamplerCases
             case "Sgld":
             {
                 var t = Sgld.Build(logPosterior, 1e-2, temperature: temperature);
+                t.NoiseStream = noiseStream;
                 return new Runner<SgldState>(t, t.Init);
             }
             case "Sghmc":
             {
                 var t = Sghmc.Build(logPosterior, 0.1, alpha: 10, sigma: sigma, temperature: temperature, momenta: momenta);
+                t.NoiseStream = noiseStream;
                 return new Runner<SghmcState>(t, t.Init);
             }
             case "Sgnht":
             {
                 var t = Sgnht.Build(logPosterior, 0.1, alpha: 10, sigma: sigma, temperature: temperature, momenta: momenta);
+                t.NoiseStream = noiseStream;
                 return new Runner<SgnhtState>(t, t.Init);
             }
             case "Baoa":
             {
                 var t = Baoa.Build(logPosterior, 0.1, alpha: 10, sigma: sigma, temperature: temperature, momenta: momenta);
+                t.NoiseStream = noiseStream;
                 return new Runner<BaoaState>(t, t.Init);
             }
             case "Sglrw":
             {
                 var t = Sglrw.Build(logPosterior, 1e-2, temperature: temperature);
+                t.NoiseStream = noiseStream;
                 return new Runner<SglrwState>(t, t.Init);
             }
             default: throw new ArgumentException(name);

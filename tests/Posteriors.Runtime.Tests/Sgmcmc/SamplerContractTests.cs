@@ -13,8 +13,8 @@ public class SamplerContractTests
         ("theta", tensor(new double[,] { { 1.0, -2.0 }, { 0.5, 3.0 }, { -1.0, 0.0 } })),
         ("unused", zeros(new long[] { 3, 4 }, dtype: ScalarType.Float64)));
 
-    private static ISamplerRunner Sampler(string name) =>
-        SamplerCases.Build(name, Target.LogPosterior, momenta: InitialMomenta.Random);
+    private static ISamplerRunner Sampler(string name, NoiseStream noiseStream = StepNoise.Default) =>
+        SamplerCases.Build(name, Target.LogPosterior, momenta: InitialMomenta.Random, noiseStream: noiseStream);
 
     private static void Run(ISamplerRunner sampler, ref SgmcmcState state, int steps, bool inplace)
     {
@@ -31,10 +31,10 @@ public class SamplerContractTests
             Assert.That(left[i].Same(right[i]), Is.True, $"{what}: tensor {i} differs");
     }
 
-    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.Names))]
-    public void InPlaceAndCopyingUpdatesAreBitIdentical(string name)
+    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.NamesAndNoiseStreams))]
+    public void InPlaceAndCopyingUpdatesAreBitIdentical(string name, NoiseStream noiseStream)
     {
-        var sampler = Sampler(name);
+        var sampler = Sampler(name, noiseStream);
         var a = sampler.Init(Start(), seed: 11);
         var b = sampler.Init(Start(), seed: 11);
         var before = sampler.Tensors(b).Select(t => t.clone()).ToArray();
@@ -50,10 +50,10 @@ public class SamplerContractTests
         AssertBitIdentical(sampler, a, copied, name);
     }
 
-    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.Names))]
-    public void SameSeedSameTrajectoryDifferentSeedDifferentStream(string name)
+    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.NamesAndNoiseStreams))]
+    public void SameSeedSameTrajectoryDifferentSeedDifferentStream(string name, NoiseStream noiseStream)
     {
-        var sampler = Sampler(name);
+        var sampler = Sampler(name, noiseStream);
         SgmcmcState a = sampler.Init(Start(), seed: 5), b = sampler.Init(Start(), seed: 5), c = sampler.Init(Start(), seed: 6);
         Run(sampler, ref a, 10, true);
         Run(sampler, ref b, 10, true);
@@ -68,10 +68,10 @@ public class SamplerContractTests
         Assert.That(t[0].Same(t[1]) || t[1].Same(t[2]), Is.False, "stacked chains must not share noise");
     }
 
-    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.Names))]
-    public void SaveAndLoadResumesBitIdentically(string name)
+    [TestCaseSource(typeof(SamplerCases), nameof(SamplerCases.NamesAndNoiseStreams))]
+    public void SaveAndLoadResumesBitIdentically(string name, NoiseStream noiseStream)
     {
-        var sampler = Sampler(name);
+        var sampler = Sampler(name, noiseStream);
         var path = Path.Combine(Path.GetTempPath(), $"posteriors-{name}-{Guid.NewGuid():N}.state");
         try
         {
@@ -83,8 +83,34 @@ public class SamplerContractTests
             var resumed = sampler.Load(path);
             Assert.That(resumed.Step, Is.EqualTo(7));
             Assert.That(resumed.Seed, Is.EqualTo(9));
+            Assert.That(resumed.NoiseStream, Is.EqualTo(noiseStream));
             Run(sampler, ref resumed, 8, true);
             AssertBitIdentical(sampler, straight, resumed, name);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Test]
+    public void TheNoiseStreamsDrawDifferentNoiseAndUnknownOnesAreRefused()
+    {
+        SgmcmcState a = Sampler("Sghmc", NoiseStream.PhiloxBoxMuller).Init(Start(), seed: 5);
+        SgmcmcState b = Sampler("Sghmc", NoiseStream.PhiloxXoshiro).Init(Start(), seed: 5);
+        Assert.That((a.NoiseStream, b.NoiseStream), Is.EqualTo((NoiseStream.PhiloxBoxMuller, NoiseStream.PhiloxXoshiro)));
+        Run(Sampler("Sghmc"), ref a, 3, true);
+        Run(Sampler("Sghmc"), ref b, 3, true);
+        Assert.That(a.Params["theta"].Same(b.Params["theta"]), Is.False, "the two generators draw different noise");
+
+        var sampler = Sghmc.Build(Target.LogPosterior, 0.1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => sampler.NoiseStream = (NoiseStream)7)!;
+        Assert.That(e.ParamName, Is.EqualTo("NoiseStream"));
+        var path = Path.Combine(Path.GetTempPath(), $"posteriors-noise-{Guid.NewGuid():N}.state");
+        try
+        {
+            using var state = sampler.Init(Start(), seed: 1);
+            state.NoiseStream = (NoiseStream)7;
+            Posteriors.Serialization.StateFile.Save(path, state);
+            var error = Assert.Throws<InvalidDataException>(() => Posteriors.Serialization.StateFile.Load<SghmcState>(path))!;
+            Assert.That(error.Message, Does.Contain("noise_stream").And.Contain("7"));
         }
         finally { File.Delete(path); }
     }

@@ -81,9 +81,10 @@ public sealed class ParallelSghmcMethod : IStudyMethod
         if (context.Options.Cluster is not null)
             return context.Predict(ClusterEnsemble.Run(context,
                 new SamplerSpec(new ScheduleSpec(settings.Lr, settings.Lr * SghmcSettings.FinalLrFraction, context.TrainingSteps),
-                    settings.Alpha, settings.Sigma, temperature), seed, progress));
+                    settings.Alpha, settings.Sigma, temperature, NoiseStream: context.Options.NoiseStream), seed, progress));
         var ensemble = Ensemble.Build(context.Posterior.LogPosterior, settings.AnnealedLr(context.TrainingSteps), settings.Alpha, settings.Sigma,
             temperature, momenta: InitialMomenta.Zero);
+        ensemble.Sampler.NoiseStream = context.Options.NoiseStream;
         var state = context.Run(ensemble, () => ensemble.Init(k, member => context.InitialParameters(seed * 1000 + member + 1), seed), seed, context.RunKey,
             progress);
         return context.Predict(Ensemble<(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor)>.Members(state));
@@ -117,6 +118,7 @@ public sealed class SerialSghmcMethod : IStudyMethod
         var settings = SghmcSettings.For(context);
         var sampler = Sghmc.Build(context.Posterior.LogPosterior, settings.Lr, settings.Alpha, sigma: settings.Sigma,
             temperature: tau!.Value / context.N, momenta: InitialMomenta.Zero);
+        sampler.NoiseStream = context.Options.NoiseStream;
         // Samples kept before a checkpoint are files beside it (named by step), so a resumed chain keeps them.
         var key = context.RunKey;
         var folder = context.CheckpointFolder is { } checkpoints ? Path.Combine(checkpoints, key + "-samples") : null;
