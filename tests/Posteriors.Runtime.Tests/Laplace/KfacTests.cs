@@ -126,6 +126,12 @@ public class KfacTests
             expected += gBar.t().mm(gBar);
         }
         TensorAssert.Close(state.FactorG["conv"], expected, 1e-12, 1e-12);
+
+        // Expand on the same convolution (9 positions: a scale 1/9 that single precision cannot hold) from its definition.
+        var expand = Feed(Kfac.Build(Through(net, OutputLikelihood.Normal(sigma)), net, layers: new[] { "conv" }), p, (x, y), 10);
+        var all = nn.functional.unfold(x, (3, 3), padding: (1, 1), stride: (2, 2)).transpose(1, 2);                  // [N, 9, 18]
+        var a = cat(new[] { all, ones(24, 9, 1, dtype: float64) }, 2).reshape(-1, 19);
+        TensorAssert.Close(expand.FactorASum["conv"] / expand.DataCount, a.t().mm(a) / (24 * 9), 1e-13, 1e-13);
     }
 
     [Test]
