@@ -185,7 +185,7 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
             left = columns * scale;
             alpha = 1;
         }
-        var blocks = (n + InputBlockColumns - 1) / InputBlockColumns;
+        var blocks = Math.Min(MaxInputBlocks, (n + InputBlockColumns - 1) / InputBlockColumns);
         var size = (n + blocks - 1) / blocks;
         for (long i = 0; i < n; i += size)
         {
@@ -205,12 +205,15 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
     }
 
     /// <summary>
-    /// The most columns of one block of A (blocks are as even as possible). Single-threaded on 2 cores, the products
-    /// of the study's CNN cost least with blocks of 150–400 columns: fc1's 3,136 in 8–17 blocks took 0.68 the time of
-    /// one full product, conv2's 288 in 2 blocks 0.86; smaller blocks lose more to the less efficient products than
-    /// they save (conv2 in 8 blocks: 1.1).
+    /// The most columns of one block of A (blocks are as even as possible), unless that makes more than
+    /// <see cref="MaxInputBlocks"/>. Single-threaded on 2 cores, the products of the study's CNN cost least with blocks
+    /// of 150–400 columns: fc1's 3,136 in 8 or 17 blocks took 0.68 the time of one full product, conv2's 288 in 2
+    /// blocks 0.86; smaller blocks lose more to the less efficient products than they save (conv2 in 8 blocks: 1.1).
     /// </summary>
     internal static long InputBlockColumns { get; set; } = 192;
+
+    /// <summary>The most blocks per side (8: 36 products), which keeps the number of multithreaded BLAS calls per update small.</summary>
+    internal static long MaxInputBlocks { get; set; } = 8;
 
     private void MirrorUpperBlocks()
     {
