@@ -384,7 +384,9 @@ public enum KfacConvFactors
     /// The positions are pooled before the outer products: A is the second moment of the patch averaged over positions,
     /// G that of the output gradient summed over positions ("KFAC-reduce"). Both factors then cost one outer product
     /// per datum instead of one per position; the approximation differs from <see cref="Expand"/> unless the layer has
-    /// one position.
+    /// one position. It suits networks whose loss sees the positions pooled (global average pooling); where feature maps
+    /// are flattened into a dense layer, averaging drops the patches' spatial variation and leaves most convolution
+    /// directions with almost no curvature (the study's CNN: a far worse predictive than expand, docs/STUDY.md).
     /// </summary>
     Reduce,
 }
