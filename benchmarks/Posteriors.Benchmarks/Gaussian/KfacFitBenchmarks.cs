@@ -12,7 +12,9 @@ namespace Posteriors.Benchmarks.Gaussian;
 /// 32-64-128 CNN (every Conv2d and Linear layer). An epoch is N/B batch gradients (the baseline: forward and backward of
 /// the log posterior; the optimizer's own step is cheaper than either); a KFAC fit is N/B updates plus one
 /// eigendecomposition of the factors. Goal (60,000 images, 468 batches): (468 · KfacUpdateSampled + Eigendecomposition)
-/// ÷ (468 · BatchGradient) ≤ 2. Run it alone: <c>--filter '*KfacFit*' --job short --warmupCount 1 --iterationCount 5</c>.
+/// ÷ (468 · BatchGradient) ≤ 2; KfacUpdateSampledReduce is the same update with the convolutions' reduce factors. Run it
+/// alone: <c>--filter '*KfacFit*' --job short --warmupCount 1 --iterationCount 5</c>, or interleaved:
+/// <c>interleaved 7 KfacFit</c> (with OMP_NUM_THREADS=1 its CPU-time ratios hold up on a loaded machine).
 /// </summary>
 [MemoryDiagnoser]
 public class KfacFitBenchmarks
@@ -23,7 +25,9 @@ public class KfacFitBenchmarks
     private (Tensor X, Tensor Y) _batch;
     private Kfac<(Tensor X, Tensor Y)> _sampled = null!;
     private Kfac<(Tensor X, Tensor Y)> _exact = null!;
+    private Kfac<(Tensor X, Tensor Y)> _reduce = null!;
     private KfacLaplaceState _sampledState = null!;
+    private KfacLaplaceState _reduceState = null!;
     private KfacLaplaceState _exactState = null!;
 
     [GlobalSetup]
@@ -42,7 +46,9 @@ public class KfacFitBenchmarks
         }, b => b.Y, OutputLikelihood.Categorical);
         _sampled = Kfac.Build(model, _cnn, sampled: true);
         _exact = Kfac.Build(model, _cnn);
+        _reduce = Kfac.Build(model, _cnn, sampled: true, convFactors: KfacConvFactors.Reduce);
         _sampledState = _sampled.Update(_sampled.Init(_params), _batch);
+        _reduceState = _reduce.Update(_reduce.Init(_params), _batch);
         _exactState = _exact.Init(_params);
     }
 
@@ -58,6 +64,14 @@ public class KfacFitBenchmarks
     {
         using var scope = NewDisposeScope();
         _sampled.Update(_sampledState, _batch, inplace: true);
+    }
+
+    /// <summary>The sampled update with the convolutions' reduce factors (patches averaged over positions, gradients summed).</summary>
+    [Benchmark]
+    public void KfacUpdateSampledReduce()
+    {
+        using var scope = NewDisposeScope();
+        _reduce.Update(_reduceState, _batch, inplace: true);
     }
 
     [Benchmark]

@@ -67,6 +67,12 @@ internal static class LaplaceCommand
         CommonOptions.OneOf(tune, "ml-layer", "ml", "grid", "none");
         var curvature = new Option<string>("--curvature") { Description = "sampled (one label drawn from the model per image: one backward pass per batch; default) or exact (one backward pass per class).", DefaultValueFactory = _ => "sampled" };
         CommonOptions.OneOf(curvature, "sampled", "exact");
+        var convFactors = new Option<string>("--conv-factors")
+        {
+            Description = "The convolutions' KFAC factors: expand (every output position a datum of its own; default) or reduce (patches averaged and gradients summed over positions first: cheaper, a coarser approximation).",
+            DefaultValueFactory = _ => "expand",
+        };
+        CommonOptions.OneOf(convFactors, "expand", "reduce");
         var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on: the first N (those a model trained on a prefix saw). Default: all (512 with --tiny)." }, 1);
         var testSize = CommonOptions.AtLeast(new Option<int?>("--test-size") { Description = "Test images. Default: all (256 with --tiny)." }, 1);
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
@@ -77,21 +83,22 @@ internal static class LaplaceCommand
         }, 0);
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
-        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, trainSize, testSize, batchSize, monteCarlo, samples, synthetic })
+        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, convFactors, trainSize, testSize, batchSize, monteCarlo, samples, synthetic })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             var c = common.Read(parse);
             return Run(console, c, new Settings(parse.GetValue(weights)!, parse.GetValue(architecture)!, ParseWidths(parse.GetValue(widths)!)!.Value,
                 ParseHidden(parse.GetValue(hidden) ?? "")!, parse.GetValue(layers)!, parse.GetValue(prior),
-                parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled", parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
+                parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled",
+                parse.GetValue(convFactors) == "reduce" ? KfacConvFactors.Reduce : KfacConvFactors.Expand, parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
                 parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(samples), parse.GetValue(synthetic)));
         });
         return command;
     }
 
     private sealed record Settings(string Weights, string Architecture, (int, int, int) Widths, int[] Hidden, string Layers, double PriorPrecision, string Tune, bool Sampled,
-        int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int Samples, bool Synthetic);
+        KfacConvFactors ConvFactors, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int Samples, bool Synthetic);
 
     private static int Run(IAnsiConsole console, CommonSettings common, Settings s)
     {
@@ -134,7 +141,7 @@ internal static class LaplaceCommand
             fitData = train.Take(train.Count - held);
         }
         var clock = Stopwatch.StartNew();
-        var state = KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, KfacLaplaceMethod.LayersFor(model, s.Layers), s.Sampled, common.Seeds[0], _ => { });
+        var state = KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, KfacLaplaceMethod.LayersFor(model, s.Layers), s.Sampled, common.Seeds[0], _ => { }, s.ConvFactors);
         var fitSeconds = clock.Elapsed.TotalSeconds;
         state.SetPriorPrecision(s.PriorPrecision);
         var logLikelihood = state.LogLikelihoodSum.ToDouble();
@@ -193,7 +200,7 @@ internal static class LaplaceCommand
         var metrics = new Dictionary<string, object>
         {
             ["weights"] = Path.GetFullPath(s.Weights), ["architecture"] = described, ["mc_draws"] = s.MonteCarloDraws, ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count, ["test_images"] = test.Count,
-            ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["tune"] = s.Tune,
+            ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["conv_factors"] = state.ConvFactors.ToString().ToLowerInvariant(), ["tune"] = s.Tune,
             ["prior_precision"] = state.Layers.Select((l, i) => (l.Key, deltas[i])).ToDictionary(p => p.Key, p => p.Item2),
             ["log_evidence"] = evidence, ["fit_seconds"] = fitSeconds, ["results"] = rows,
         };

@@ -137,6 +137,7 @@ public abstract class AlgorithmState : IAlgorithmState, IDisposable
     internal static TState Stack<TState>(IReadOnlyList<TState> chains) where TState : AlgorithmState
     {
         var first = chains[0];
+        foreach (var chain in chains) chain.Sync();
         var fields = new StateRecord { Kind = first.Fields.Kind, KindVersion = first.Fields.KindVersion };
         foreach (var (name, value) in first.Fields.Fields)
         {

@@ -21,15 +21,18 @@ public static class Kfac
     /// <param name="priorPrecision">The prior precision δ of every layer (positive).</param>
     /// <param name="layers">Module names of the layers to cover (null: every Linear and Conv2d layer with a trainable weight).</param>
     /// <param name="sampled">Draw one label per datum from the model instead of summing every column of the output Hessian's factor: one backward pass per batch instead of K, the same curvature in expectation.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="priorPrecision"/> is not positive.</exception>
+    /// <param name="convFactors">How the factors of a convolution treat its output positions (<see cref="KfacConvFactors.Expand"/>, the default, or the cheaper <see cref="KfacConvFactors.Reduce"/>).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="priorPrecision"/> is not positive, or <paramref name="convFactors"/> is not a defined value.</exception>
     /// <exception cref="ArgumentException">A layer name is not a Linear or Conv2d layer of the module, or a convolution is grouped or not zero-padded.</exception>
     public static Kfac<TBatch> Build<TBatch>(IForwardModel<TBatch> model, nn.Module module, double priorPrecision = 1,
-        IEnumerable<string>? layers = null, bool sampled = false)
+        IEnumerable<string>? layers = null, bool sampled = false, KfacConvFactors convFactors = KfacConvFactors.Expand)
     {
         ArgumentNullException.ThrowIfNull(module);
         if (!(priorPrecision > 0) || double.IsInfinity(priorPrecision))
             throw new ArgumentOutOfRangeException(nameof(priorPrecision), priorPrecision, "The prior precision must be positive and finite.");
-        return new Kfac<TBatch>(model, module, priorPrecision, FindLayers(module, layers), sampled);
+        if (!Enum.IsDefined(convFactors))
+            throw new ArgumentOutOfRangeException(nameof(convFactors), convFactors, "The convolution factors must be Expand or Reduce.");
+        return new Kfac<TBatch>(model, module, priorPrecision, FindLayers(module, layers), sampled, convFactors);
     }
 
     /// <summary>Draws from the approximation; see <see cref="KfacLaplaceState.Sample"/>.</summary>
@@ -63,7 +66,7 @@ public static class Kfac
             var rotated = layers.ToDictionary(l => l.Key, _ => new Tensor[k]);
             // Q_Gᵀ (Σ_l g_l a_lᵀ) Q_A = Σ_l (Q_Gᵀ g_l)(Q_Aᵀ a_l)ᵀ: rotating the patches and gradients first costs
             // L·(in'² + out²) per datum instead of out·in'² (fc1 of the study's CNN: in' = 3,137).
-            var patches = layers.ToDictionary(l => l.Key, l => recorded[l.Key].Patches.matmul(eigen[l.Key].QA));
+            var patches = layers.ToDictionary(l => l.Key, l => WithBias(recorded[l.Key].Patches(), l).matmul(eigen[l.Key].QA));
             for (long c = 0; c < k; c++)
             {
                 var grads = OutputGradients(recorded, layers, f.select(1, c).sum(), retain: c < k - 1);
@@ -117,8 +120,51 @@ public static class Kfac
     private static IEnumerable<(string Name, nn.Module Module)> Modules(nn.Module module) =>
         new[] { ("", module) }.Concat(module.named_modules().Select(m => (m.name, m.module)));
 
-    /// <summary>What a layer saw in one forward pass: its input patches [B, L, in'] (1 appended for the bias) and its raw outputs.</summary>
-    internal sealed record Recorded(Tensor Patches, List<Tensor> Outputs, long Positions);
+    /// <summary>What a layer saw in one forward pass: its inputs and raw outputs, one per call of the layer.</summary>
+    internal sealed class Recorded(nn.Module module, KfacLayer layer, IReadOnlyList<Tensor> inputs, List<Tensor> outputs, long b)
+    {
+        /// <summary>The layer's raw outputs, one per call.</summary>
+        public List<Tensor> Outputs => outputs;
+
+        /// <summary>The number of positions per datum over all calls (a convolution's output pixels; 1 for a Linear layer on vectors).</summary>
+        public long Positions => outputs.Sum(o => o.numel() / (b * o.shape[layer.IsConvolution ? 1 : ^1]));
+
+        /// <summary>The input patches [B, L, in] (without the bias's 1): a convolution's unfolded input, a Linear layer's input.</summary>
+        public Tensor Patches()
+        {
+            var patches = inputs.Select(input => module is Conv2d conv
+                ? nn.functional.unfold(input, (conv.kernel_size[0], conv.kernel_size[1]), (conv.dilation[0], conv.dilation[1]),
+                    Padding(conv, layer), (conv.stride[0], conv.stride[1])).transpose(1, 2)      // [B, L, C·kh·kw]
+                : input.reshape(b, -1, input.shape[^1])).ToArray();
+            return patches.Length == 1 ? patches[0] : cat(patches, 1);
+        }
+
+        /// <summary>
+        /// A convolution's input patch averaged over its output positions [B, C·kh·kw], without unfolding: entry (c, u, v)
+        /// is the sum of the zero-padded input over the output grid shifted by the kernel offset (u, v), divided by the
+        /// number of positions.
+        /// </summary>
+        public Tensor PatchMeans()
+        {
+            var conv = (Conv2d)module;
+            var (kh, kw) = (conv.kernel_size[0], conv.kernel_size[1]);
+            var (dh, dw) = (conv.dilation[0], conv.dilation[1]);
+            var (sh, sw) = (conv.stride[0], conv.stride[1]);
+            var padding = Padding(conv, layer);
+            Tensor? sum = null;
+            for (var i = 0; i < inputs.Count; i++)
+            {
+                var x = nn.functional.pad(inputs[i], new[] { padding.Item2, padding.Item2, padding.Item1, padding.Item1 });
+                var (ho, wo) = (outputs[i].shape[2], outputs[i].shape[3]);
+                // Rows first (kh sums over Ho rows), then columns (kh·kw sums over Wo columns).
+                var rows = Enumerable.Range(0, (int)kh).Select(u => x.slice(2, u * dh, u * dh + sh * (ho - 1) + 1, sh).sum(2)).ToArray();   // [B, C, Wp] each
+                var cells = rows.SelectMany(r => Enumerable.Range(0, (int)kw).Select(v => r.slice(2, v * dw, v * dw + sw * (wo - 1) + 1, sw).sum(2))).ToArray();
+                var s = stack(cells, 2);                                                                  // [B, C, kh·kw]
+                sum = sum is null ? s : sum + s;
+            }
+            return (sum! / Positions).flatten(1);
+        }
+    }
 
     /// <summary>Runs <paramref name="forward"/> with hooks on the layers and returns its outputs and what each layer saw.</summary>
     internal static (Tensor Outputs, Dictionary<string, Recorded> Layers) Record(nn.Module module, IReadOnlyList<KfacLayer> layers, Func<Tensor> forward)
@@ -151,27 +197,19 @@ public static class Kfac
         {
             var list = calls[layer.Key];
             if (list.Count == 0) throw new InvalidOperationException($"Layer '{layer.Key}' did not run in the forward pass: the forward must evaluate through the module.");
-            var patches = list.Select(call => Patches((nn.Module)byName[layer.Name], layer, call.Input.detach(), b)).ToArray();
-            var p = patches.Length == 1 ? patches[0] : cat(patches, 1);
-            recorded[layer.Key] = new Recorded(p, list.Select(c => c.Output).ToList(), p.shape[1]);
+            recorded[layer.Key] = new Recorded(byName[layer.Name], layer, list.Select(call => call.Input.detach()).ToList(), list.Select(c => c.Output).ToList(), b);
         }
         return (outputs, recorded);
     }
 
-    private static Tensor Patches(nn.Module m, KfacLayer layer, Tensor input, long b)
+    /// <summary>The patches [B, L, in] with the bias's 1 appended when the layer has a bias.</summary>
+    internal static Tensor WithBias(Tensor a, KfacLayer layer) =>
+        layer.HasBias ? cat(new[] { a, ones(a.shape[0], a.shape[1], 1, dtype: a.dtype, device: a.device) }, 2) : a;
+
+    private static (long, long) Padding(Conv2d conv, KfacLayer layer)
     {
-        Tensor a;
-        if (m is Conv2d conv)
-        {
-            var padding = conv.padding ?? SamePadding(conv, layer);
-            a = nn.functional.unfold(input, (conv.kernel_size[0], conv.kernel_size[1]), (conv.dilation[0], conv.dilation[1]),
-                (padding[0], padding[1]), (conv.stride[0], conv.stride[1])).transpose(1, 2);      // [B, L, C·kh·kw]
-        }
-        else
-        {
-            a = input.reshape(b, -1, input.shape[^1]);
-        }
-        return layer.HasBias ? cat(new[] { a, ones(a.shape[0], a.shape[1], 1, dtype: a.dtype, device: a.device) }, 2) : a;
+        var padding = conv.padding ?? SamePadding(conv, layer);
+        return (padding[0], padding[1]);
     }
 
     private static long[] SamePadding(Conv2d conv, KfacLayer layer)
@@ -213,14 +251,17 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
     private readonly double _priorPrecision;
     private readonly IReadOnlyList<KfacLayer> _layers;
     private readonly bool _sampled;
+    private readonly KfacConvFactors _convFactors;
 
-    internal Kfac(IForwardModel<TBatch> model, nn.Module module, double priorPrecision, IReadOnlyList<KfacLayer> layers, bool sampled)
+    internal Kfac(IForwardModel<TBatch> model, nn.Module module, double priorPrecision, IReadOnlyList<KfacLayer> layers, bool sampled,
+        KfacConvFactors convFactors)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _module = module;
         _priorPrecision = priorPrecision;
         _layers = layers;
         _sampled = sampled;
+        _convFactors = convFactors;
     }
 
     /// <summary>The layers the approximation covers.</summary>
@@ -236,7 +277,7 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
                 if (!parameters.Contains(name))
                     throw new ArgumentException($"Layer '{layer.Key}' needs parameter '{name}', which the tree lacks; it has: {string.Join(", ", parameters.Names)}.", nameof(parameters));
         using var scope = NewDisposeScope();
-        var state = KfacLaplaceState.New(parameters, _layers, _sampled, _priorPrecision, seed);
+        var state = KfacLaplaceState.New(parameters, _layers, _sampled, _convFactors, _priorPrecision, seed);
         state.Fields.Set("factor_a", state.FactorASum.DetachFromDisposeScope());
         state.Fields.Set("factor_g", state.FactorG.DetachFromDisposeScope());
         state.Fields.Set("prior_precision", state.PriorPrecision.DetachFromDisposeScope());
@@ -244,11 +285,17 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         return state;
     }
 
-    /// <summary>Adds the batch's Kronecker factors (A: Σᵢ mean over positions of a aᵀ; G: Σᵢ Σ_c Σ_positions g gᵀ).</summary>
+    /// <summary>
+    /// Adds the batch's Kronecker factors (A: Σᵢ mean over positions of a aᵀ; G: Σᵢ Σ_c Σ_positions g gᵀ; a convolution
+    /// with <see cref="KfacConvFactors.Reduce"/>: A: Σᵢ ā āᵀ with ā the patch's mean over positions, G: Σᵢ Σ_c ḡ ḡᵀ with
+    /// ḡ the output gradient's sum over positions).
+    /// </summary>
     public KfacLaplaceState Update(KfacLaplaceState state, TBatch batch, bool inplace = false)
     {
         ArgumentNullException.ThrowIfNull(state);
         LaplaceCore.EnsureMethod("Kfac", state.Method);
+        if (state.ConvFactors != _convFactors)
+            throw new ArgumentException($"The state was fitted with {state.ConvFactors} convolution factors, this transform adds {_convFactors} ones.", nameof(state));
         using var scope = NewDisposeScope();
         var (outputs, recorded) = Kfac.Record(_module, _layers, () =>
         {
@@ -260,14 +307,7 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         Tensor logLikelihood;
         using (no_grad()) logLikelihood = _model.Likelihood.LogProb(f.detach(), _model.Targets(batch)).detach();
         var columns = _sampled ? SampledCotangent(f.detach(), state) : _model.Likelihood.HessianFactor(f.detach());   // [B, K, C]
-        var incrementA = new Dictionary<string, Tensor>();
         var incrementG = _layers.ToDictionary(l => l.Key, l => zeros_like(state.FactorG[l.Key]));
-        foreach (var layer in _layers)
-        {
-            var r = recorded[layer.Key];
-            var a = r.Patches.reshape(-1, r.Patches.shape[2]);
-            incrementA[layer.Key] = a.t().mm(a) / r.Positions;
-        }
         var c = columns.shape[2];
         using (enable_grad())
         {
@@ -276,8 +316,8 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
                 var grads = Kfac.OutputGradients(recorded, _layers, (f * columns.select(2, j)).sum(), retain: j < c - 1);
                 foreach (var layer in _layers)
                 {
-                    var g = grads[layer.Key].reshape(-1, grads[layer.Key].shape[2]);
-                    incrementG[layer.Key].add_(g.t().mm(g));
+                    var g = Reduced(layer) ? grads[layer.Key].sum(1) : grads[layer.Key].reshape(-1, grads[layer.Key].shape[2]);
+                    incrementG[layer.Key].addmm_(g.t(), g);
                 }
             }
         }
@@ -288,7 +328,15 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         {
             foreach (var layer in _layers)
             {
-                next.FactorASum[layer.Key].add_(incrementA[layer.Key]);
+                var r = recorded[layer.Key];
+                if (Reduced(layer))
+                    next.AddInputMoments(layer, r.PatchMeans().t(), 1);
+                else
+                {
+                    // [in, B·L], rows contiguous: each block of A's rows is a contiguous operand.
+                    var patches = r.Patches();
+                    next.AddInputMoments(layer, patches.permute(2, 0, 1).reshape(patches.shape[2], -1).contiguous(), 1.0 / r.Positions);
+                }
                 next.FactorG[layer.Key].add_(incrementG[layer.Key]);
             }
             next.LogLikelihoodSum.add_(logLikelihood.sum());
@@ -297,6 +345,8 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         next.Invalidate();
         return AlgorithmState.Finish(next, value, f.detach());
     }
+
+    private bool Reduced(KfacLayer layer) => layer.IsConvolution && _convFactors == KfacConvFactors.Reduce;
 
     /// <summary>One column per datum whose outer product has the output Hessian as its expectation: the gradient of log p(ỹ | f) at a label ỹ drawn from the model.</summary>
     private Tensor SampledCotangent(Tensor f, KfacLaplaceState state)
@@ -319,4 +369,24 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
                 return (randn(f.shape, dtype: f.dtype, device: f.device, generator: generator) / _model.Likelihood.Sigma).unsqueeze(2);
         }
     }
+}
+
+/// <summary>How KFAC treats the output positions of a convolution, which share its weights (docs/ALGORITHMS.md §4a).</summary>
+public enum KfacConvFactors
+{
+    /// <summary>
+    /// Every position counts as a datum of its own: A is the mean over positions of the patch's second moment, G the
+    /// sum over positions of the output gradient's ("KFAC-expand"; the classic convolution factors).
+    /// </summary>
+    Expand,
+
+    /// <summary>
+    /// The positions are pooled before the outer products: A is the second moment of the patch averaged over positions,
+    /// G that of the output gradient summed over positions ("KFAC-reduce"). Both factors then cost one outer product
+    /// per datum instead of one per position; the approximation differs from <see cref="Expand"/> unless the layer has
+    /// one position. It suits networks whose loss sees the positions pooled (global average pooling); where feature maps
+    /// are flattened into a dense layer, averaging drops the patches' spatial variation and leaves most convolution
+    /// directions with almost no curvature (the study's CNN: a far worse predictive than expand, docs/STUDY.md).
+    /// </summary>
+    Reduce,
 }

@@ -72,10 +72,112 @@ public class KfacTests
         var y = randn(new long[] { 40, 1 }, dtype: float64, generator: g);
         var model = Through(net, OutputLikelihood.Normal(2));
         var p = ParameterTree.FromModule(net).Clone();
-        var kfac = Feed(Kfac.Build(model, net, priorPrecision: 1), p, (x, y), 16);
         var dense = Feed(DenseGgn.Build(model, initPrecision: 1.0, module: net), p, (x, y), 16);
-        Assert.That(kfac.Layers.Single().IsConvolution);
-        TensorAssert.Close(kfac.DensePrecision(), dense.Precision, 1e-10, 1e-10);
+        foreach (var convFactors in new[] { KfacConvFactors.Expand, KfacConvFactors.Reduce })
+        {
+            var kfac = Feed(Kfac.Build(model, net, priorPrecision: 1, convFactors: convFactors), p, (x, y), 16);
+            Assert.That(kfac.Layers.Single().IsConvolution);
+            Assert.That(kfac.ConvFactors, Is.EqualTo(convFactors));
+            TensorAssert.Close(kfac.DensePrecision(), dense.Precision, 1e-10, 1e-10);
+        }
+    }
+
+    [TestCase(1, 1, 1)]
+    [TestCase(2, 1, 0)]
+    [TestCase(2, 2, 2)]
+    [TestCase(3, 2, 1)]
+    public void ThePatchMeansFromShiftedSumsEqualTheUnfoldedPatchesAveragedOverPositions(long stride, long dilation, long padding)
+    {
+        manual_seed(20);
+        var conv = nn.Conv2d(3, 4, 3, stride: stride, padding: padding, dilation: dilation, dtype: float64);
+        var x = randn(new long[] { 5, 3, 11, 9 }, dtype: float64, generator: new Generator(21));
+        var layer = Kfac.FindLayers(conv, null).Single();
+        var (_, recorded) = Kfac.Record(conv, new[] { layer }, () => conv.call(x));
+        var r = recorded[layer.Key];
+        TensorAssert.Close(r.PatchMeans(), r.Patches().mean(new long[] { 1 }), 1e-12, 1e-12);
+    }
+
+    [Test]
+    public void ReduceFactorsEqualTheirDefinitionOnASmallConvolution()
+    {
+        // A = Σᵢ āᵢ āᵢᵀ / N with āᵢ the unfolded patch averaged over positions (1 appended), G = Σᵢ Σ_c ḡᵢc ḡᵢcᵀ with ḡᵢc the
+        // gradient of fᵢc / σ at the convolution's output summed over positions (the Normal likelihood's Hessian factor is I/σ).
+        manual_seed(22);
+        var conv = nn.Conv2d(2, 3, 3, stride: 2, padding: 1, dtype: float64);
+        var head = nn.Linear(3 * 3 * 3, 2, dtype: float64);
+        var net = nn.Sequential(("conv", conv), ("act", nn.Tanh()), ("flat", nn.Flatten()), ("head", head));
+        var g = new Generator(23);
+        var x = randn(new long[] { 24, 2, 6, 5 }, dtype: float64, generator: g);
+        var y = randn(new long[] { 24, 2 }, dtype: float64, generator: g);
+        const double sigma = 0.7;
+        var p = ParameterTree.FromModule(net).Clone();
+        var state = Feed(Kfac.Build(Through(net, OutputLikelihood.Normal(sigma)), net, layers: new[] { "conv" }, convFactors: KfacConvFactors.Reduce), p, (x, y), 10);
+
+        var patches = nn.functional.unfold(x, (3, 3), padding: (1, 1), stride: (2, 2)).mean(new long[] { 2 });      // [N, 18]
+        var aBar = cat(new[] { patches, ones(24, 1, dtype: float64) }, 1);
+        TensorAssert.Close(state.FactorASum["conv"] / state.DataCount, aBar.t().mm(aBar) / 24, 1e-12, 1e-12);
+        var s = conv.call(x).detach().requires_grad_();
+        var f = head.call(s.tanh().flatten(1));
+        var expected = zeros(3, 3, dtype: float64);
+        for (long c = 0; c < 2; c++)
+        {
+            var gradient = autograd.grad(new[] { (f.select(1, c) / sigma).sum() }, new[] { s }, retain_graph: true)[0];
+            var gBar = gradient.sum(new long[] { 2, 3 });                                                            // [N, out]
+            expected += gBar.t().mm(gBar);
+        }
+        TensorAssert.Close(state.FactorG["conv"], expected, 1e-12, 1e-12);
+
+        // Expand on the same convolution (9 positions: a scale 1/9 that single precision cannot hold) from its definition.
+        var expand = Feed(Kfac.Build(Through(net, OutputLikelihood.Normal(sigma)), net, layers: new[] { "conv" }), p, (x, y), 10);
+        var all = nn.functional.unfold(x, (3, 3), padding: (1, 1), stride: (2, 2)).transpose(1, 2);                  // [N, 9, 18]
+        var a = cat(new[] { all, ones(24, 9, 1, dtype: float64) }, 2).reshape(-1, 19);
+        TensorAssert.Close(expand.FactorASum["conv"] / expand.DataCount, a.t().mm(a) / (24 * 9), 1e-13, 1e-13);
+    }
+
+    [Test]
+    public void ReduceAndExpandDifferForAConvolutionWithManyPositions()
+    {
+        manual_seed(24);
+        var net = new SmallNet(3);
+        var g = new Generator(25);
+        var x = randn(new long[] { 16, 1, 4, 4 }, dtype: float64, generator: g);
+        var y = randint(0, 3, new long[] { 16 }, generator: g);
+        var model = Through(net, OutputLikelihood.Categorical);
+        var p = ParameterTree.FromModule(net).Clone();
+        var expand = Feed(Kfac.Build(model, net), p, (x, y), 8);
+        var reduce = Feed(Kfac.Build(model, net, convFactors: KfacConvFactors.Reduce), p, (x, y), 8);
+        Assert.That(RelativeError(reduce.FactorASum["conv"], expand.FactorASum["conv"]), Is.GreaterThan(1e-3));
+        // The Linear layer's factors do not depend on the choice.
+        TensorAssert.Close(reduce.FactorASum["fc"], expand.FactorASum["fc"], 1e-12, 1e-12);
+        TensorAssert.Close(reduce.FactorG["fc"], expand.FactorG["fc"], 1e-12, 1e-12);
+    }
+
+    [Test]
+    public void InputFactorsAddedByUpperBlocksAreWholeAndSymmetricAcrossReadsSavesAndLaterBatches()
+    {
+        // 450 inputs: A's 451 columns are accumulated in blocks, only those on and above the diagonal.
+        manual_seed(26);
+        var module = nn.Linear(450, 2, dtype: float64);
+        var g = new Generator(27);
+        var x = randn(new long[] { 60, 450 }, dtype: float64, generator: g);
+        var y = randint(0, 2, new long[] { 60 }, generator: g);
+        var kfac = Kfac.Build(Through(module, OutputLikelihood.Categorical), module, sampled: true);
+        var state = kfac.Init(ParameterTree.FromModule(module).Clone());
+        Tensor Expected(long n) { var a = cat(new[] { x.narrow(0, 0, n), ones(n, 1, dtype: float64) }, 1); return a.t().mm(a); }
+        var batches = TestModels.Batches((x, y), 20).ToList();
+        state = kfac.Update(state, batches[0], inplace: true);
+        TensorAssert.Close(state.FactorASum["."], Expected(20), 1e-12, 1e-12);
+        state = kfac.Update(state, batches[1], inplace: true);
+        // Saved without a read in between: the file holds the whole symmetric factor.
+        var path = Path.Combine(Path.GetTempPath(), $"kfac-{Guid.NewGuid():N}.state");
+        StateFile.Save(path, state);
+        var back = StateFile.Load<KfacLaplaceState>(path);
+        File.Delete(path);
+        TensorAssert.Close(back.FactorASum["."], Expected(40), 1e-12, 1e-12);
+        back = kfac.Update(back, batches[2], inplace: false);
+        var a = back.FactorASum["."];
+        TensorAssert.Close(a, Expected(60), 1e-12, 1e-12);
+        TensorAssert.Same(a, a.t(), "A is symmetric");
     }
 
     [Test]
@@ -203,5 +305,50 @@ public class KfacTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => state.SetPriorPrecision(1, new[] { -2.0 }))!;
         Assert.That(e.Message, Does.Contain("layer '.'").And.Contain("-2"));
         Assert.That(Assert.Throws<ArgumentException>(() => Kfac.Build(model, module, layers: new[] { "fc9" }))!.Message, Does.Contain("'fc9'"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => Kfac.Build(model, module, convFactors: (KfacConvFactors)7))!.ParamName, Is.EqualTo("convFactors"));
+    }
+
+    [Test]
+    public void SinglePrecisionFactorsAreEigendecomposedInTheirPrecisionEvenWhenRankDeficient()
+    {
+        // 300 ReLU features seen on 40 data: A has rank 41 at most.
+        manual_seed(30);
+        var net = nn.Sequential(("hidden", nn.Linear(5, 300)), ("act", nn.ReLU()), ("out", nn.Linear(300, 3)));
+        var g = new Generator(31);
+        var x = randn(new long[] { 40, 5 }, generator: g);
+        var y = randint(0, 3, new long[] { 40 }, generator: g);
+        var state = Feed(Kfac.Build(Through(net, OutputLikelihood.Categorical), net, sampled: true), ParameterTree.FromModule(net).Clone(), (x, y), 20);
+        foreach (var layer in state.Layers)
+        {
+            var (la, qa, lg, qg) = state.Eigen()[layer.Key];
+            Assert.That(la.dtype, Is.EqualTo(ScalarType.Float32));
+            var a = (state.FactorASum[layer.Key] / state.DataCount).to(float64);
+            var (l64, _) = linalg.eigh(a);
+            // Single precision: eigenvalues within a few ulps of the largest, the factor reconstructed to ~1e-6.
+            Assert.That((la.to(float64) - l64.clamp_min(0)).abs().max().item<double>(), Is.LessThan(1e-5 * l64.max().item<double>()), layer.Key);
+            var reconstructed = (qa * la).mm(qa.t()).to(float64);
+            Assert.That(RelativeError(reconstructed, a), Is.LessThan(1e-5), layer.Key);
+            Assert.That(isfinite(lg).all().item<bool>() && isfinite(qg).all().item<bool>(), layer.Key);
+        }
+    }
+
+    [Test]
+    public void ReduceStatesSaveAndLoadAndRefuseAnExpandTransform()
+    {
+        manual_seed(28);
+        var net = new SmallNet(3);
+        var g = new Generator(29);
+        var x = randn(new long[] { 12, 1, 4, 4 }, dtype: float64, generator: g);
+        var y = randint(0, 3, new long[] { 12 }, generator: g);
+        var model = Through(net, OutputLikelihood.Categorical);
+        var state = Feed(Kfac.Build(model, net, convFactors: KfacConvFactors.Reduce), ParameterTree.FromModule(net).Clone(), (x, y), 6);
+        var path = Path.Combine(Path.GetTempPath(), $"kfac-{Guid.NewGuid():N}.state");
+        StateFile.Save(path, state);
+        var back = StateFile.Load<KfacLaplaceState>(path);
+        File.Delete(path);
+        Assert.That(back.ConvFactors, Is.EqualTo(KfacConvFactors.Reduce));
+        TensorAssert.Same(back.DensePrecision(), state.DensePrecision());
+        var e = Assert.Throws<ArgumentException>(() => Kfac.Build(model, net).Update(back, (x, y)))!;
+        Assert.That(e.Message, Does.Contain("Reduce").And.Contain("Expand"));
     }
 }

@@ -116,4 +116,22 @@ public class LaplaceCliTests
             Assert.That(line.Split(',').Skip(4).Take(4).Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)),
                 Has.All.Matches<double>(double.IsFinite), line);
     }
+
+    [Test]
+    public void ReduceConvolutionFactorsAreFittedAndRecorded()
+    {
+        var weights = Weights(16);
+        var (console, text) = TestConsole.Recorder();
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune", "ml", "--conv-factors", "reduce", "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(0), error + text.ToString());
+        var run = new DirectoryInfo(Path.Combine(_out, "runs", "latest")).ResolveLinkTarget(true)!.FullName;
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
+        Assert.That(metrics.RootElement.GetProperty("conv_factors").GetString(), Is.EqualTo("reduce"));
+        Assert.That(metrics.RootElement.GetProperty("results").EnumerateArray().All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
+
+        args[^3] = "sideways";
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error = new StringWriter()), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("--conv-factors"));
+    }
 }

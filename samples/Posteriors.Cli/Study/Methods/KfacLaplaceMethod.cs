@@ -89,9 +89,9 @@ public sealed class KfacLaplaceMethod : IStudyMethod
 
     /// <summary>Fits the KFAC factors at <paramref name="mode"/> over every image of <paramref name="train"/> (prior precision 1 until set).</summary>
     public static KfacLaplaceState Fit(nn.Module<Tensor, Tensor> model, ParameterTree mode, ImageDataSet train, int batchSize,
-        IEnumerable<string>? layers, bool sampled, int seed, Action<long> progress)
+        IEnumerable<string>? layers, bool sampled, int seed, Action<long> progress, KfacConvFactors convFactors = KfacConvFactors.Expand)
     {
-        var transform = Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled);
+        var transform = Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled, convFactors: convFactors);
         var state = transform.Init(mode, seed);
         long step = 0;
         foreach (var batch in train.Sequential(batchSize))
