@@ -21,8 +21,9 @@ namespace Posteriors.Cli.Commands;
 /// <summary>
 /// <c>posteriors laplace</c>: post-hoc KFAC Laplace for pretrained weights. Loads a PyTorch state_dict or safetensors
 /// file into a zoo architecture, fits the Kronecker factors over the training set, tunes the prior precision, evaluates
-/// MAP and the linearised (probit) predictive on the test set, and writes metrics.json and posterior.safetensors in a
-/// new run folder.
+/// MAP and the linearised predictive on the test set (or, with --validation-from-test, on the test images not held out
+/// for tuning), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
+/// (the fitted factors, which --fit-from reuses) in a new run folder.
 /// </summary>
 internal static class LaplaceCommand
 {
@@ -72,7 +73,7 @@ internal static class LaplaceCommand
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
         var monteCarlo = CommonOptions.AtLeast(new Option<int>("--mc-draws")
         {
-            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (a check on the probit approximation; 0: probit only).",
+            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (0: the closed forms only); --tune grid then picks δ by the Monte Carlo validation NLL.",
             DefaultValueFactory = _ => 0,
         }, 0);
         var validationFromTest = CommonOptions.AtLeast(new Option<int?>("--validation-from-test")
