@@ -21,8 +21,9 @@ namespace Posteriors.Cli.Commands;
 /// <summary>
 /// <c>posteriors laplace</c>: post-hoc KFAC Laplace for pretrained weights. Loads a PyTorch state_dict or safetensors
 /// file into a zoo architecture, fits the Kronecker factors over the training set, tunes the prior precision, evaluates
-/// MAP and the linearised (probit) predictive on the test set, and writes metrics.json and posterior.safetensors in a
-/// new run folder.
+/// MAP and the linearised predictive on the test set (or, with --validation-from-test, on the test images not held out
+/// for tuning), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
+/// (the fitted factors, which --fit-from reuses) in a new run folder.
 /// </summary>
 internal static class LaplaceCommand
 {
@@ -61,7 +62,7 @@ internal static class LaplaceCommand
         var prior = CommonOptions.Positive(new Option<double>("--prior-precision") { Description = "The prior precision δ (the starting point of tuning; used as is with --tune none).", DefaultValueFactory = _ => 1.0 });
         var tune = new Option<string>("--tune")
         {
-            Description = "How δ is chosen: ml-layer (one per layer, maximising the Laplace evidence; default), ml (one scalar), grid (validation NLL on 10 % of the training set held out from the fit), none.",
+            Description = "How δ is chosen: ml-layer (one per layer, maximising the Laplace evidence; default), ml (one scalar), grid (one scalar with the lowest validation NLL: on --validation-from-test's images, or else on 10 % of the training set held out from the fit, which favours the MAP because the MAP was trained on those images), none.",
             DefaultValueFactory = _ => "ml-layer",
         };
         CommonOptions.OneOf(tune, "ml-layer", "ml", "grid", "none");
@@ -78,12 +79,29 @@ internal static class LaplaceCommand
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
         var monteCarlo = CommonOptions.AtLeast(new Option<int>("--mc-draws")
         {
-            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (a check on the probit approximation; 0: probit only).",
+            Description = "Also evaluate the linearised predictive by Monte Carlo with this many output draws per image (0: the closed forms only); --tune grid then picks δ by the Monte Carlo validation NLL.",
             DefaultValueFactory = _ => 0,
         }, 0);
+        var validationFromTest = CommonOptions.AtLeast(new Option<int?>("--validation-from-test")
+        {
+            Description = "Hold out this many test images (a random split seeded by --seed) as the validation set of --tune grid and --tune-temperature; every row, the MAP's included, is then reported on the other test images only.",
+        }, 1);
+        var tuneTemperature = new Option<bool>("--tune-temperature")
+        {
+            Description = "Also report each Laplace predictive with the covariance scaled by the temperature T (from a grid 2^(k/2), k = −8 … 8) with the lowest validation NLL, on top of the tuned δ. Needs --validation-from-test.",
+        };
+        var fitFrom = new Option<string>("--fit-from")
+        {
+            Description = "Reuse the KFAC factors of an earlier run (its kfac.state) instead of fitting: the same weights, layers, curvature and training images.",
+        };
+        fitFrom.Validators.Add(r =>
+        {
+            var path = CommonOptions.Value<string>(r);
+            if (path is not null && !File.Exists(path)) r.AddError($"--fit-from: no file '{path}'.");
+        });
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
-        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, convFactors, trainSize, testSize, batchSize, monteCarlo, samples, synthetic })
+        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, convFactors, trainSize, testSize, batchSize, monteCarlo, validationFromTest, tuneTemperature, fitFrom, samples, synthetic })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -92,26 +110,37 @@ internal static class LaplaceCommand
                 ParseHidden(parse.GetValue(hidden) ?? "")!, parse.GetValue(layers)!, parse.GetValue(prior),
                 parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled",
                 parse.GetValue(convFactors) == "reduce" ? KfacConvFactors.Reduce : KfacConvFactors.Expand, parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
-                parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(samples), parse.GetValue(synthetic)));
+                parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(validationFromTest), parse.GetValue(tuneTemperature), parse.GetValue(fitFrom),
+                parse.GetValue(samples), parse.GetValue(synthetic)));
         });
         return command;
     }
 
     private sealed record Settings(string Weights, string Architecture, (int, int, int) Widths, int[] Hidden, string Layers, double PriorPrecision, string Tune, bool Sampled,
-        KfacConvFactors ConvFactors, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int Samples, bool Synthetic);
+        KfacConvFactors ConvFactors, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int? ValidationFromTest, bool TuneTemperature, string? FitFrom, int Samples, bool Synthetic);
 
     private static int Run(IAnsiConsole console, CommonSettings common, Settings s)
     {
         if (common.Data is { } folder && !s.Synthetic && FashionMnist.Find(folder) is null)
             throw new UsageException($"--data: no Fashion-MNIST IDX files in '{folder}' (train-images-idx3-ubyte.gz and the other three).");
+        if (s.TuneTemperature && s.ValidationFromTest is null)
+            throw new UsageException("--tune-temperature needs --validation-from-test (the temperature is chosen on held-out test images).");
         NativeSetup.EnsureTorchLoaded();
         set_num_threads(common.Threads);
         var device = CommonOptions.ResolveDevice(common.Device);
         var (train, test) = StudyData.Load(new StudyOptions { Synthetic = s.Synthetic, DataFolder = common.Data, NoInstall = true, TrainSize = s.TrainSize ?? 60_000, TestSize = s.TestSize ?? 10_000 }, console);
         if (s.TrainSize is { } n && n < train.Count) train = train.Take(n);   // the first n: the images a model trained on a prefix saw
         if (s.TestSize is { } m && m < test.Count) test = test.Subset(m, common.Seeds[0]);
+        ImageDataSet? validation = null;
+        if (s.ValidationFromTest is { } v)
+        {
+            if (v >= test.Count)
+                throw new UsageException($"--validation-from-test must be less than the {test.Count:N0} test images, leaving some to report on; got {v}.");
+            (validation, test) = SplitTest(test, v, common.Seeds[0]);
+        }
         train = train.To(device);
         test = test.To(device);
+        validation = validation?.To(device);
 
         var (c1, c2, h) = s.Widths;
         nn.Module<Tensor, Tensor> model = s.Architecture == "mlp"
@@ -129,24 +158,36 @@ internal static class LaplaceCommand
         }
         model.eval();
         var mode = ParameterTree.FromModule(model).Clone();
-        var run = RunFolder.Open(common.Output, resume: false);
 
-        // --tune grid holds out the last 10 % of the training set from the fit, for the validation NLL.
+        // Without a validation set from the test images, --tune grid holds out the last 10 % of the training set from the fit.
         var fitData = train;
-        ImageDataSet? validation = null;
-        if (s.Tune == "grid")
+        if (s.Tune == "grid" && validation is null)
         {
             var held = Math.Max(1, train.Count / 10);
             validation = new ImageDataSet(train.Images.narrow(0, train.Count - held, held), train.Labels.narrow(0, train.Count - held, held), train.Classes, train.Source, train.IsSynthetic);
             fitData = train.Take(train.Count - held);
         }
+        var layerNames = KfacLaplaceMethod.LayersFor(model, s.Layers);
+        var reused = s.FitFrom is not null ? Reuse(s.FitFrom, model, mode, layerNames, s.Sampled, s.ConvFactors, fitData.Count, device) : null;
+        var run = RunFolder.Open(common.Output, resume: false);
         var clock = Stopwatch.StartNew();
-        var state = KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, KfacLaplaceMethod.LayersFor(model, s.Layers), s.Sampled, common.Seeds[0], _ => { }, s.ConvFactors);
+        var state = reused ?? KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, layerNames, s.Sampled, common.Seeds[0], _ => { }, s.ConvFactors);
         var fitSeconds = clock.Elapsed.TotalSeconds;
+        if (reused is null) StateFile.Save(Path.Combine(run, "kfac.state"), state);
         state.SetPriorPrecision(s.PriorPrecision);
         var logLikelihood = state.LogLikelihoodSum.ToDouble();
         var groups = MarginalLikelihood.Groups(state);
+        // The MC draws of the validation and the reported images come from separate streams of the seed.
+        Generator Draws(int stream) => new Rng().For(common.Seeds[0], 0, device, stream);
+        // δ and T are tuned on the predictive that is reported as the GLM predictive itself: Monte Carlo when drawn.
+        double ValidationNll((Tensor Mean, Tensor Covariance) outputs, double temperature, int which)
+        {
+            using var scope = NewDisposeScope();
+            var p = KfacLaplaceMethod.LogProbs(outputs, temperature, which == 2 ? s.MonteCarloDraws : 0, which == 2 ? Draws(1) : null);
+            return PredictiveMetrics.NegativeLogLikelihood(which switch { 0 => p.Pairwise, 1 => p.PerLogit, _ => p.MonteCarlo! }, validation!.Labels);
+        }
         string tuning;
+        IReadOnlyList<(double, double)>? grid = null;
         switch (s.Tune)
         {
             case "ml" or "ml-layer":
@@ -159,13 +200,15 @@ internal static class LaplaceCommand
             case "grid":
             {
                 var candidates = Enumerable.Range(-4, 13).Select(e => Math.Pow(10, e / 2.0 + 1)).ToArray();
-                var (best, _) = MarginalLikelihood.ValidationGrid(candidates, d =>
+                var (best, nlls) = MarginalLikelihood.ValidationGrid(candidates, d =>
                 {
                     state.SetPriorPrecision(d);
-                    return PredictiveMetrics.NegativeLogLikelihood(KfacLaplaceMethod.LogProbs(state, model, validation!, 1), validation!.Labels);
+                    var outputs = KfacLaplaceMethod.OutputGaussians(state, model, validation!);
+                    return ValidationNll(outputs, 1, s.MonteCarloDraws > 0 ? 2 : 0);
                 });
                 state.SetPriorPrecision(best);
-                tuning = $"validation NLL grid over {candidates.Length} values";
+                grid = nlls;
+                tuning = $"validation NLL ({(s.MonteCarloDraws > 0 ? "Monte Carlo" : "pairwise probit")}) grid over {candidates.Length} values on {validation!.Count:N0} {(s.ValidationFromTest is null ? "held-out training" : "held-out test")} images";
                 break;
             }
             default:
@@ -175,40 +218,113 @@ internal static class LaplaceCommand
         var deltas = state.Layers.Select(l => state.PriorPrecision[l.Key].ToDouble()).ToArray();
         var evidence = MarginalLikelihood.LogEvidence(groups, logLikelihood, deltas);
 
-        Tensor mapLogProbs;
-        using (no_grad())
-            mapLogProbs = cat(test.Sequential(1000).Select(b => nn.functional.log_softmax(model.call(b.X), 1)).ToArray(), 0);
-        var (probitLogProbs, perLogitLogProbs, monteCarloLogProbs) = KfacLaplaceMethod.LogProbs(state, model, test, 1, s.MonteCarloDraws, common.Seeds[0]);
-        var predictives = new List<(string, Tensor)> { ("map", mapLogProbs), ("laplace-kfac", probitLogProbs), ("laplace-kfac-per-logit", perLogitLogProbs) };
-        if (monteCarloLogProbs is not null) predictives.Add(("laplace-kfac-mc", monteCarloLogProbs));
-        var rows = predictives.Select(r => new Dictionary<string, object>
+        clock.Restart();
+        var testOutputs = KfacLaplaceMethod.OutputGaussians(state, model, test);
+        var (pairwise, perLogit, monteCarlo) = KfacLaplaceMethod.LogProbs(testOutputs, 1, s.MonteCarloDraws, s.MonteCarloDraws > 0 ? Draws(0) : null);
+        var predictives = new List<(string Name, Tensor LogProbs, double? Temperature)>
         {
-            ["method"] = r.Item1,
-            ["accuracy"] = PredictiveMetrics.Accuracy(r.Item2, test.Labels),
-            ["nll"] = PredictiveMetrics.NegativeLogLikelihood(r.Item2, test.Labels),
-            ["ece"] = Calibration.ExpectedCalibrationError(r.Item2, test.Labels),
+            ("map", nn.functional.log_softmax(testOutputs.Mean, 1), null), ("laplace-kfac", pairwise, 1), ("laplace-kfac-per-logit", perLogit, 1),
+        };
+        if (monteCarlo is not null) predictives.Add(("laplace-kfac-mc", monteCarlo, 1));
+        var temperatures = new List<object>();
+        if (s.TuneTemperature)
+        {
+            var validationOutputs = KfacLaplaceMethod.OutputGaussians(state, model, validation!);
+            var candidates = Enumerable.Range(-8, 17).Select(k => Math.Pow(2, k / 2.0)).ToArray();
+            foreach (var (name, which) in new[] { ("laplace-kfac", 0), ("laplace-kfac-per-logit", 1), ("laplace-kfac-mc", 2) })
+            {
+                if (which == 2 && s.MonteCarloDraws == 0) continue;
+                var nlls = candidates.Select(t => (T: t, Nll: ValidationNll(validationOutputs, t, which))).ToList();
+                var best = nlls.MinBy(g => g.Nll).T;
+                var p = KfacLaplaceMethod.LogProbs(testOutputs, best, which == 2 ? s.MonteCarloDraws : 0, which == 2 ? Draws(0) : null);
+                predictives.Add((name + "-t", which switch { 0 => p.Pairwise, 1 => p.PerLogit, _ => p.MonteCarlo! }, best));
+                temperatures.Add(new Dictionary<string, object> { ["method"] = name, ["temperature"] = best, ["validation_nll"] = nlls.Select(g => new[] { g.T, g.Nll }).ToArray() });
+            }
+        }
+        var evaluateSeconds = clock.Elapsed.TotalSeconds;
+        var rows = predictives.Select(r =>
+        {
+            var row = new Dictionary<string, object>
+            {
+                ["method"] = r.Name,
+                ["accuracy"] = PredictiveMetrics.Accuracy(r.LogProbs, test.Labels),
+                ["nll"] = PredictiveMetrics.NegativeLogLikelihood(r.LogProbs, test.Labels),
+                ["ece"] = Calibration.ExpectedCalibrationError(r.LogProbs, test.Labels),
+            };
+            if (r.Temperature is { } t) row["temperature"] = t;
+            return row;
         }).ToList();
 
-        var table = new Table().AddColumns("method", "acc %", "NLL", "ECE %");
+        var table = new Table().AddColumns("method", "T", "acc %", "NLL", "ECE %");
         foreach (var r in rows)
-            table.AddRow((string)r["method"], ((double)r["accuracy"] * 100).ToString("F2", CultureInfo.InvariantCulture),
+            table.AddRow((string)r["method"], r.TryGetValue("temperature", out var t) ? ((double)t).ToString("G3", CultureInfo.InvariantCulture) : "",
+                ((double)r["accuracy"] * 100).ToString("F2", CultureInfo.InvariantCulture),
                 ((double)r["nll"]).ToString("F4", CultureInfo.InvariantCulture), ((double)r["ece"] * 100).ToString("F2", CultureInfo.InvariantCulture));
         console.MarkupLine($"Post-hoc KFAC Laplace on {Markup.Escape(train.Source)}{(train.IsSynthetic ? " [bold yellow](SYNTHETIC)[/]" : "")}: " +
-                           $"{fitData.Count:N0} training images fitted in {fitSeconds:F1} s; δ per layer {string.Join(", ", state.Layers.Select((l, i) => $"{l.Key} {deltas[i]:G3}"))} ({tuning}).");
+                           $"{fitData.Count:N0} training images {(reused is null ? $"fitted in {fitSeconds:F1} s" : $"(factors reused from {Markup.Escape(s.FitFrom!)})")}; " +
+                           $"δ per layer {string.Join(", ", state.Layers.Select((l, i) => $"{l.Key} {deltas[i]:G3}"))} ({Markup.Escape(tuning)}); " +
+                           $"{test.Count:N0} test images reported{(s.ValidationFromTest is { } heldOut ? $" ({heldOut:N0} more held out for validation)" : "")}, evaluated in {evaluateSeconds:F1} s.");
         console.Write(table);
 
         var metrics = new Dictionary<string, object>
         {
-            ["weights"] = Path.GetFullPath(s.Weights), ["architecture"] = described, ["mc_draws"] = s.MonteCarloDraws, ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count, ["test_images"] = test.Count,
+            ["weights"] = Path.GetFullPath(s.Weights), ["architecture"] = described, ["mc_draws"] = s.MonteCarloDraws, ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count,
+            ["test_images"] = test.Count, ["validation"] = s.ValidationFromTest is { } count ? $"{count} test images, split by seed {common.Seeds[0]}" : validation is null ? "none" : $"the last {validation.Count} training images",
             ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["conv_factors"] = state.ConvFactors.ToString().ToLowerInvariant(), ["tune"] = s.Tune,
             ["prior_precision"] = state.Layers.Select((l, i) => (l.Key, deltas[i])).ToDictionary(p => p.Key, p => p.Item2),
-            ["log_evidence"] = evidence, ["fit_seconds"] = fitSeconds, ["results"] = rows,
+            ["log_evidence"] = evidence, ["fit_seconds"] = reused is null ? fitSeconds : 0, ["fit_from"] = s.FitFrom is null ? "" : Path.GetFullPath(s.FitFrom),
+            ["evaluate_seconds"] = evaluateSeconds, ["results"] = rows,
         };
+        if (grid is not null) metrics["prior_precision_grid"] = grid.Select(g => new[] { g.Item1, g.Item2 }).ToArray();
+        if (temperatures.Count > 0) metrics["temperature_grid"] = temperatures;
         AtomicFile.WriteAllText(Path.Combine(run, "metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }));
         WeightsFile.Save(Path.Combine(run, "posterior.safetensors"), PosteriorTensors(state, s.Samples, common.Seeds[0]),
             new Dictionary<string, string> { ["format"] = "pt", ["kind"] = "KfacLaplace", ["layers"] = string.Join(",", state.Layers.Select(l => l.Key)), ["data_count"] = state.DataCount.ToString(CultureInfo.InvariantCulture) });
-        console.MarkupLine($"Wrote {Markup.Escape(Path.Combine(run, "metrics.json"))} and posterior.safetensors.");
+        WeightsFile.Save(Path.Combine(run, "outputs.safetensors"), new ParameterTree(new KeyValuePair<string, Tensor>[]
+        {
+            new("mean", testOutputs.Mean), new("covariance", testOutputs.Covariance), new("labels", test.Labels),
+        }), new Dictionary<string, string> { ["format"] = "pt" });
+        console.MarkupLine($"Wrote {Markup.Escape(Path.Combine(run, "metrics.json"))}, posterior.safetensors, outputs.safetensors{(reused is null ? " and kfac.state" : "")}.");
         return 0;
+    }
+
+    /// <summary>
+    /// A seeded split of <paramref name="test"/>: <paramref name="count"/> images for validation, the rest reported on.
+    /// </summary>
+    internal static (ImageDataSet Validation, ImageDataSet Reported) SplitTest(ImageDataSet test, long count, long seed)
+    {
+        var shuffled = test.Subset(test.Count, seed);
+        var rest = shuffled.Count - count;
+        return (shuffled.Take(count),
+            new ImageDataSet(shuffled.Images.narrow(0, count, rest), shuffled.Labels.narrow(0, count, rest), shuffled.Classes, shuffled.Source, shuffled.IsSynthetic));
+    }
+
+    /// <summary>The KFAC state saved by an earlier run, if it was fitted at these weights, on these layers, with this curvature and this many images.</summary>
+    private static KfacLaplaceState Reuse(string path, nn.Module model, ParameterTree mode, string[]? layers, bool sampled, KfacConvFactors convFactors, long images, Device device)
+    {
+        KfacLaplaceState state;
+        try
+        {
+            state = StateFile.Load<KfacLaplaceState>(path, device);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UsageException($"--fit-from: {e.Message}");
+        }
+        var expected = layers ?? model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d).Select(m => m.name).ToArray();
+        var found = state.Layers.Select(l => l.Key).ToArray();
+        if (!found.SequenceEqual(expected))
+            throw new UsageException($"--fit-from: '{path}' covers the layers {string.Join(", ", found)}; --layers asks for {string.Join(", ", expected)}.");
+        if (state.Curvature != (sampled ? "sampled" : "exact"))
+            throw new UsageException($"--fit-from: '{path}' has {state.Curvature} curvature; --curvature asks for {(sampled ? "sampled" : "exact")}.");
+        if (state.ConvFactors != convFactors)
+            throw new UsageException($"--fit-from: '{path}' has {state.ConvFactors.ToString().ToLowerInvariant()} convolution factors; --conv-factors asks for {convFactors.ToString().ToLowerInvariant()}.");
+        if (state.DataCount != images)
+            throw new UsageException($"--fit-from: '{path}' was fitted on {state.DataCount:N0} training images; this run fits on {images:N0}.");
+        foreach (var name in mode.Names)
+            if (!state.Params.Names.Contains(name) || !state.Params[name].shape.SequenceEqual(mode[name].shape) || !state.Params[name].eq(mode[name]).all().ToBoolean())
+                throw new UsageException($"--fit-from: '{path}' was fitted at other weights than --weights ('{name}' differs).");
+        return state;
     }
 
     /// <summary>

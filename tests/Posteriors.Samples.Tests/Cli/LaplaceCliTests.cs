@@ -54,6 +54,110 @@ public class LaplaceCliTests
         Assert.That(text.ToString(), Does.Contain("SYNTHETIC"));
     }
 
+    private static string LatestRun(string runs) => new DirectoryInfo(Path.Combine(runs, "latest")).ResolveLinkTarget(true)!.FullName;
+
+    [Test]
+    public void AValidationSplitOfTheTestSetTunesDeltaAndTheTemperatureAndEveryRowIsReportedOnTheRest()
+    {
+        var weights = Weights(16);
+        var (console, text) = TestConsole.Recorder();
+        var error = new StringWriter();
+        var runs = Path.Combine(_out, "runs");
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune", "grid", "--mc-draws", "20",
+            "--validation-from-test", "64", "--tune-temperature", "-o", runs };
+        Assert.That(CommandLine.Run(args, console, error), Is.EqualTo(0), error + text.ToString());
+        var run = LatestRun(runs);
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
+        var root = metrics.RootElement;
+        Assert.That(root.GetProperty("test_images").GetInt64(), Is.EqualTo(256 - 64), "every row on the test images not held out");
+        Assert.That(root.GetProperty("train_images").GetInt64(), Is.EqualTo(512), "a validation set from the test set leaves the whole training set to the fit");
+        var results = root.GetProperty("results").EnumerateArray().ToList();
+        Assert.That(results.Select(r => r.GetProperty("method").GetString()), Is.EqualTo(new[]
+        {
+            "map", "laplace-kfac", "laplace-kfac-per-logit", "laplace-kfac-mc", "laplace-kfac-t", "laplace-kfac-per-logit-t", "laplace-kfac-mc-t",
+        }));
+        Assert.That(results.All(r => double.IsFinite(r.GetProperty("nll").GetDouble())));
+        var grid = root.GetProperty("prior_precision_grid").EnumerateArray().Select(g => (Delta: g[0].GetDouble(), Nll: g[1].GetDouble())).ToList();
+        Assert.That(grid, Has.Count.EqualTo(13));
+        var chosen = root.GetProperty("prior_precision").EnumerateObject().Select(p => p.Value.GetDouble()).Distinct().Single();
+        Assert.That(chosen, Is.EqualTo(grid.MinBy(g => g.Nll).Delta).Within(1e-6).Percent, "δ (stored in float32) is the grid's best on the validation images");
+        foreach (var tuned in root.GetProperty("temperature_grid").EnumerateArray())
+        {
+            var nlls = tuned.GetProperty("validation_nll").EnumerateArray().Select(g => (T: g[0].GetDouble(), Nll: g[1].GetDouble())).ToList();
+            var name = tuned.GetProperty("method").GetString() + "-t";
+            var row = results.Single(r => r.GetProperty("method").GetString() == name);
+            Assert.That(row.GetProperty("temperature").GetDouble(), Is.EqualTo(nlls.MinBy(g => g.Nll).T).And.EqualTo(tuned.GetProperty("temperature").GetDouble()), name);
+        }
+        var outputs = WeightsFile.Load(Path.Combine(run, "outputs.safetensors"));
+        Assert.That(outputs["covariance"].shape, Is.EqualTo(new long[] { 192, 10, 10 }));
+        Assert.That(outputs["labels"].shape, Is.EqualTo(new long[] { 192 }));
+    }
+
+    [TestCase("0", "--validation-from-test must be a positive integer; got 0")]
+    [TestCase("-3", "--validation-from-test must be a positive integer; got -3")]
+    [TestCase("256", "--validation-from-test must be less than the 256 test images, leaving some to report on; got 256")]
+    [TestCase("1000", "--validation-from-test must be less than the 256 test images, leaving some to report on; got 1000")]
+    public void AValidationSizeThatLeavesNoTestImagesIsRefused(string size, string message)
+    {
+        var weights = Weights(16);
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--validation-from-test", size, "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain(message));
+        Assert.That(Directory.Exists(Path.Combine(_out, "runs")), Is.False, "no run folder was made");
+    }
+
+    [Test]
+    public void ATemperatureNeedsAValidationSplitOfTheTestSet()
+    {
+        var weights = Weights(16);
+        var error = new StringWriter();
+        var args = new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "--tune-temperature", "-o", Path.Combine(_out, "runs") };
+        Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("--tune-temperature needs --validation-from-test"));
+    }
+
+    [Test]
+    public void AnEarlierFitIsReusedOnlyForTheSameWeightsLayersAndImages()
+    {
+        var weights = Weights(16);
+        var runs = Path.Combine(_out, "runs");
+        string[] Args(params string[] extra) =>
+            new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "-o", runs }.Concat(extra).ToArray();
+        var (console, text) = TestConsole.Recorder();
+        var error = new StringWriter();
+        Assert.That(CommandLine.Run(Args(), console, error), Is.EqualTo(0), error + text.ToString());
+        var first = LatestRun(runs);
+        var state = Path.Combine(first, "kfac.state");
+        Assert.That(File.Exists(state));
+
+        Assert.That(CommandLine.Run(Args("--fit-from", state), console, error), Is.EqualTo(0), error + text.ToString());
+        var second = LatestRun(runs);
+        Assert.That(second, Is.Not.EqualTo(first));
+        Assert.That(File.Exists(Path.Combine(second, "kfac.state")), Is.False, "a reused fit is not written again");
+        using var a = JsonDocument.Parse(File.ReadAllText(Path.Combine(first, "metrics.json")));
+        using var b = JsonDocument.Parse(File.ReadAllText(Path.Combine(second, "metrics.json")));
+        Assert.That(b.RootElement.GetProperty("log_evidence").GetDouble(), Is.EqualTo(a.RootElement.GetProperty("log_evidence").GetDouble()));
+        Assert.That(b.RootElement.GetProperty("results").ToString(), Is.EqualTo(a.RootElement.GetProperty("results").ToString()), "the same factors predict the same");
+
+        foreach (var (extra, message) in new[]
+                 {
+                     (new[] { "--layers", "last" }, "covers the layers conv1, conv2, fc1, fc2; --layers asks for fc2"),
+                     (new[] { "--curvature", "exact" }, "has sampled curvature; --curvature asks for exact"),
+                     (new[] { "--conv-factors", "reduce" }, "has expand convolution factors; --conv-factors asks for reduce"),
+                     (new[] { "--train-size", "256" }, "was fitted on 512 training images; this run fits on 256"),
+                     (new[] { "--tune", "grid" }, "was fitted on 512 training images; this run fits on 461"),
+                 })
+        {
+            error = new StringWriter();
+            Assert.That(CommandLine.Run(Args(extra.Concat(new[] { "--fit-from", state }).ToArray()), TestConsole.Recorder().Console, error), Is.EqualTo(2), string.Join(" ", extra));
+            Assert.That(error.ToString(), Does.Contain("--fit-from").And.Contain(message));
+        }
+        error = new StringWriter();
+        Assert.That(CommandLine.Run(Args("--fit-from", Path.Combine(first, "metrics.json")), TestConsole.Recorder().Console, error), Is.EqualTo(2));
+        Assert.That(error.ToString(), Does.Contain("--fit-from").And.Contain("not a Posteriors state file"));
+    }
+
     [Test]
     public void AnMlpFromTheZooTakesItsLastLayerAndMisshapedWeightsNameTheArchitecture()
     {

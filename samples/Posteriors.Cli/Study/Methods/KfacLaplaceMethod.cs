@@ -104,20 +104,17 @@ public sealed class KfacLaplaceMethod : IStudyMethod
 
     /// <summary>Log predictive probabilities [N, C] of the linearised predictive (multiclass probit) on <paramref name="data"/>.</summary>
     public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32) =>
-        LogProbs(state, model, data, temperature, monteCarloDraws: 0, seed: 0, chunk).Pairwise;
+        LogProbs(OutputGaussians(state, model, data, chunk), temperature, monteCarloDraws: 0, generator: null).Pairwise;
 
     /// <summary>
-    /// Log predictive probabilities [N, C] of the linearised predictive on <paramref name="data"/>: the pairwise and the
-    /// per-logit multiclass probit, and (with <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussian
-    /// outputs (null otherwise).
+    /// The linearised predictive's Gaussian over the outputs of every image of <paramref name="data"/> at temperature 1:
+    /// the MAP's logits [N, C] and their covariance [N, C, C]. Every predictive, at every temperature (the covariance
+    /// times T), is read from these without another pass through the network.
     /// </summary>
-    public static (Tensor Pairwise, Tensor PerLogit, Tensor? MonteCarlo) LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data,
-        double temperature, int monteCarloDraws, long seed, int chunk = 32)
+    public static (Tensor Mean, Tensor Covariance) OutputGaussians(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, int chunk = 32)
     {
-        var probit = new List<Tensor>();
-        var perLogit = new List<Tensor>();
-        var monteCarlo = new List<Tensor>();
-        var generator = monteCarloDraws > 0 ? new Rng().For(seed, 0, data.Images.device) : null;
+        var means = new List<Tensor>();
+        var covariances = new List<Tensor>();
         foreach (var (x, _) in data.Sequential(chunk))
         {
             using var scope = NewDisposeScope();
@@ -125,12 +122,37 @@ public sealed class KfacLaplaceMethod : IStudyMethod
             {
                 var wrt = ModuleBinding.Bind(model, p);
                 return new ModelOutput(model.call(x), wrt);
-            }, model, temperature);
+            }, model);
+            means.Add(mean.MoveToOuterDisposeScope());
+            covariances.Add(cov.MoveToOuterDisposeScope());
+        }
+        return (cat(means, 0), cat(covariances, 0));
+    }
+
+    /// <summary>
+    /// Log predictive probabilities [N, C] from output Gaussians (<see cref="OutputGaussians"/>) with the covariance
+    /// scaled by <paramref name="temperature"/>: the pairwise and the per-logit multiclass probit, and (with
+    /// <paramref name="monteCarloDraws"/> &gt; 0) Monte Carlo over the same Gaussians with <paramref name="generator"/> (null otherwise).
+    /// </summary>
+    public static (Tensor Pairwise, Tensor PerLogit, Tensor? MonteCarlo) LogProbs((Tensor Mean, Tensor Covariance) outputs, double temperature,
+        int monteCarloDraws, Generator? generator, int chunk = 500)
+    {
+        if (monteCarloDraws > 0 && generator is null) throw new ArgumentNullException(nameof(generator), "Monte Carlo draws need a generator.");
+        var probit = new List<Tensor>();
+        var perLogit = new List<Tensor>();
+        var monteCarlo = new List<Tensor>();
+        var n = outputs.Mean.shape[0];
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var scope = NewDisposeScope();
+            var size = Math.Min(chunk, n - start);
+            var mean = outputs.Mean.narrow(0, start, size);
+            var cov = outputs.Covariance.narrow(0, start, size) * temperature;
             probit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical).clamp_min(1e-12).log().MoveToOuterDisposeScope());
             perLogit.Add(GlmPredictive.Probit(mean, cov, OutputLikelihood.Categorical, MulticlassProbit.PerLogit).clamp_min(1e-12).log().MoveToOuterDisposeScope());
-            if (generator is not null)
+            if (monteCarloDraws > 0)
                 monteCarlo.Add(GlmPredictive.MonteCarlo(mean, cov, OutputLikelihood.Categorical, monteCarloDraws, generator).clamp_min(1e-12).log().MoveToOuterDisposeScope());
         }
-        return (cat(probit, 0), cat(perLogit, 0), generator is null ? null : cat(monteCarlo, 0));
+        return (cat(probit, 0), cat(perLogit, 0), monteCarloDraws > 0 ? cat(monteCarlo, 0) : null);
     }
 }
