@@ -253,7 +253,9 @@ public class StudyCliTests
     [Test]
     public void CtrlCStopsAtACheckpointWritesThePartialTableAndSaysHowToResume()
     {
-        var args = Tiny.Concat(new[] { "--methods", "map", "ensemble", "--epochs", "30", "--train-size", "2048", "--no-plots", "-o", _out }).ToArray();
+        // Long enough (150 epochs, about 45 s of ensemble uninterrupted) that a signal whose handler the runtime starts
+        // late on a loaded machine still finds the run going: with 30 epochs the ensemble once finished first in CI.
+        var args = Tiny.Concat(new[] { "--methods", "map", "ensemble", "--epochs", "150", "--train-size", "2048", "--no-plots", "-o", _out }).ToArray();
         using var child = new Child(args);
         var map = Path.Combine(_out, "latest", "runs", "map-seed0.json");
         var checkpoint = Path.Combine(_out, "latest", "checkpoints", "ensemble-seed0.state");
