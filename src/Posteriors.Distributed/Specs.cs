@@ -123,8 +123,8 @@ public sealed record SamplerSpec(ScheduleSpec Lr, double Alpha, double Sigma, Sc
     {
         ArgumentNullException.ThrowIfNull(Lr);
         ArgumentNullException.ThrowIfNull(Temperature);
-        if (!Enum.IsDefined(Kind)) throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown sampler kind.");
-        if (!Enum.IsDefined(NoiseStream)) throw new ArgumentOutOfRangeException(nameof(NoiseStream), NoiseStream, "Unknown noise stream.");
+        Check.Defined(Kind, nameof(Kind));
+        Check.Defined(NoiseStream, nameof(NoiseStream));
         var momenta = Kind is SamplerKind.Sghmc or SamplerKind.Sgnht or SamplerKind.Baoa;
         if (!momenta && Alpha != 0) throw NotApplicable(nameof(Alpha), Alpha, "0");
         if (!momenta && Sigma != 1) throw NotApplicable(nameof(Sigma), Sigma, "1");

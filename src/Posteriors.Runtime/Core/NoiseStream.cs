@@ -46,9 +46,4 @@ internal readonly record struct StepNoise(NoiseStream Stream, ulong Key)
             default: throw new ArgumentOutOfRangeException(nameof(Stream), Stream, "Not a noise stream of this library.");
         }
     }
-
-    /// <summary><paramref name="value"/> checked to name a generator of this library.</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="value"/> is not a <see cref="NoiseStream"/>.</exception>
-    public static NoiseStream Checked(NoiseStream value, string name) =>
-        Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"'{name}' must be one of {string.Join(", ", Enum.GetNames<NoiseStream>())}.");
 }

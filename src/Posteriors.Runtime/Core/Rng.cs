@@ -45,7 +45,7 @@ public sealed class Rng
     public void NormalInto(Tensor into, long seed, long step, int stream, long offset, NoiseStream noiseStream)
     {
         ArgumentNullException.ThrowIfNull(into);
-        var noise = new StepNoise(StepNoise.Checked(noiseStream, nameof(noiseStream)), NoiseKey(seed, stream));
+        var noise = new StepNoise(Check.Defined(noiseStream, nameof(noiseStream)), NoiseKey(seed, stream));
         if (into.device_type != DeviceType.CPU)
         {
             into.normal_(0, 1, For(Mix(seed, step, stream), offset, into.device));

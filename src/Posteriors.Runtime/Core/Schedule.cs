@@ -88,4 +88,10 @@ public static class Check
     /// <summary>Throws unless <paramref name="value"/> is finite.</summary>
     public static double Finite(double value, string name) =>
         double.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(name, value, $"Hyperparameter '{name}' is {value}; it must be finite.");
+
+    /// <summary>Throws unless <paramref name="value"/> is one of <typeparamref name="TEnum"/>'s named values.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Names the option, its value and the values it may take.</exception>
+    public static TEnum Defined<TEnum>(TEnum value, string name) where TEnum : struct, Enum =>
+        Enum.IsDefined(value) ? value
+            : throw new ArgumentOutOfRangeException(name, value, $"'{name}' is {value}; it must be one of {string.Join(", ", Enum.GetNames<TEnum>())}.");
 }

@@ -30,9 +30,7 @@ public static class Kfac
         ArgumentNullException.ThrowIfNull(module);
         if (!(priorPrecision > 0) || double.IsInfinity(priorPrecision))
             throw new ArgumentOutOfRangeException(nameof(priorPrecision), priorPrecision, "The prior precision must be positive and finite.");
-        if (!Enum.IsDefined(convFactors))
-            throw new ArgumentOutOfRangeException(nameof(convFactors), convFactors, "The convolution factors must be Expand or Reduce.");
-        return new Kfac<TBatch>(model, module, priorPrecision, FindLayers(module, layers), sampled, convFactors);
+        return new Kfac<TBatch>(model, module, priorPrecision, FindLayers(module, layers), sampled, Check.Defined(convFactors, nameof(convFactors)));
     }
 
     /// <summary>Draws from the approximation; see <see cref="KfacLaplaceState.Sample"/>.</summary>

@@ -106,7 +106,7 @@ public abstract class SgmcmcSampler<TState, TBatch> : ITransform<TState, TBatch>
     public NoiseStream NoiseStream
     {
         get => _noiseStream;
-        set => _noiseStream = StepNoise.Checked(value, nameof(NoiseStream));
+        set => _noiseStream = Check.Defined(value, nameof(NoiseStream));
     }
 
     private NoiseStream _noiseStream = StepNoise.Default;
