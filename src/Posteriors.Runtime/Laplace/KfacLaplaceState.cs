@@ -196,10 +196,29 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
                 a.narrow(0, i, rows.shape[0]).narrow(1, j, width).addmm_(rows, columns.narrow(0, j, width).t(), beta: 1, alpha: alpha);
             }
         }
+        AddBiasMoments(layer, a, columns.sum(1), r, scale);
+    }
+
+    /// <summary>
+    /// Adds scale · <paramref name="moments"/> (Σ a aᵀ over the layer's inputs a without the bias, [in, in], whole or at
+    /// least right on and above the diagonal) to a layer's A; with a bias, its column gets scale · <paramref name="sums"/>
+    /// (Σ a) and its corner scale · <paramref name="count"/> (the number of inputs).
+    /// </summary>
+    internal void AddInputMoments(KfacLayer layer, Tensor moments, Tensor sums, long count, double scale)
+    {
+        var a = Fields.GetTree("factor_a")[layer.Key];
+        var n = moments.shape[0];
+        a.narrow(0, 0, n).narrow(1, 0, n).add_(moments, alpha: scale);
+        AddBiasMoments(layer, a, sums, count, scale);
+    }
+
+    private void AddBiasMoments(KfacLayer layer, Tensor a, Tensor sums, long count, double scale)
+    {
+        var n = sums.shape[0];
         if (layer.HasBias)
         {
-            a.narrow(0, 0, n).select(1, n).add_(columns.sum(1), alpha: scale);
-            a[n, n].add_(r * scale);
+            a.narrow(0, 0, n).select(1, n).add_(sums, alpha: scale);
+            a[n, n].add_(count * scale);
         }
         _lowerStale = true;
     }

@@ -97,6 +97,62 @@ public class KfacTests
         TensorAssert.Close(r.PatchMeans(), r.Patches().mean(new long[] { 1 }), 1e-12, 1e-12);
     }
 
+    // Stride and dilation 1 take the shifted channel products; the last two cases fall back to the unfolded patches.
+    [TestCase(3, 3, 1, 1, 3, 14, 9, 1, 1)]
+    [TestCase(5, 5, 2, 2, 2, 7, 11, 1, 1)]
+    [TestCase(5, 5, 0, 0, 2, 9, 8, 1, 1)]
+    [TestCase(3, 3, 0, 0, 1, 6, 5, 1, 1)]
+    [TestCase(3, 3, 2, 2, 2, 5, 6, 1, 1)]
+    [TestCase(3, 5, 1, 0, 3, 8, 10, 1, 1)]
+    [TestCase(3, 3, 1, 1, 2, 9, 8, 2, 1)]
+    [TestCase(3, 3, 2, 2, 2, 9, 8, 1, 2)]
+    public void ConvolutionInputFactorsEqualTheUnfoldedPatchesSecondMomentAcrossBatchesSavesCopiesAndStacks(
+        long kh, long kw, long ph, long pw, long channels, long height, long width, long stride, long dilation)
+    {
+        manual_seed(30);
+        var conv = nn.Conv2d(channels, 2, (kh, kw), stride: (stride, stride), padding: (ph, pw), dilation: (dilation, dilation), dtype: float64);
+        var net = nn.Sequential(("conv", conv), ("flat", nn.Flatten()));
+        var g = new Generator(31);
+        var x = randn(new long[] { 12, channels, height, width }, dtype: float64, generator: g);
+        var outputs = net.call(x).shape[1];
+        var y = randn(new long[] { 12, outputs }, dtype: float64, generator: g);
+        var layer = Kfac.FindLayers(net, new[] { "conv" }).Single();
+        var patches = nn.functional.unfold(x, (kh, kw), (dilation, dilation), (ph, pw), (stride, stride)).transpose(1, 2);    // [N, L, in]
+        var positions = patches.shape[1];
+        Tensor Expected(long n)
+        {
+            var a = cat(new[] { patches.narrow(0, 0, n), ones(n, positions, 1, dtype: float64) }, 2).reshape(n * positions, -1);
+            return a.t().mm(a) / positions;
+        }
+        void Equal(Tensor actual, Tensor expected, string what) => Assert.That(RelativeError(actual, expected), Is.LessThan(1e-10), what);
+
+        var (_, recorded) = Kfac.Record(net, new[] { layer }, () => net.call(x));
+        var shifted = recorded[layer.Key].ShiftMoments();
+        Assert.That(shifted is null, Is.EqualTo(stride != 1 || dilation != 1), "the shifted products apply exactly at stride and dilation 1");
+        if (shifted is not null)
+            Equal(shifted, patches.reshape(-1, patches.shape[2]).t().mm(patches.reshape(-1, patches.shape[2])), "the shifted products");
+
+        var kfac = Kfac.Build(Through(net, OutputLikelihood.Normal(1)), net, layers: new[] { "conv" }, sampled: true);
+        var batches = TestModels.Batches((x, y), 4).ToList();
+        var state = kfac.Init(ParameterTree.FromModule(net).Clone());
+        state = kfac.Update(state, batches[0], inplace: true);
+        Equal(state.FactorASum["conv"], Expected(4), "after one batch");
+        state = kfac.Update(state, batches[1], inplace: true);
+        var path = Path.Combine(Path.GetTempPath(), $"kfac-{Guid.NewGuid():N}.state");
+        StateFile.Save(path, state);
+        var back = StateFile.Load<KfacLaplaceState>(path);
+        File.Delete(path);
+        Equal(back.FactorASum["conv"], Expected(8), "saved and loaded");
+        var copied = kfac.Update(back, batches[2], inplace: false);
+        var other = kfac.Update(back, batches[2], inplace: false);
+        var stacked = AlgorithmState.Stack(new[] { copied, other }).Fields.GetTree("factor_a")["conv"];
+        var a = copied.FactorASum["conv"];
+        Equal(a, Expected(12), "copied by an update");
+        TensorAssert.Same(a, a.t(), "A is symmetric");
+        Equal(stacked[0], Expected(12), "stacked");
+        Equal(stacked[1], Expected(12), "stacked");
+    }
+
     [Test]
     public void ReduceFactorsEqualTheirDefinitionOnASmallConvolution()
     {
@@ -119,19 +175,24 @@ public class KfacTests
         var s = conv.call(x).detach().requires_grad_();
         var f = head.call(s.tanh().flatten(1));
         var expected = zeros(3, 3, dtype: float64);
+        var expectedExpand = zeros(3, 3, dtype: float64);
         for (long c = 0; c < 2; c++)
         {
             var gradient = autograd.grad(new[] { (f.select(1, c) / sigma).sum() }, new[] { s }, retain_graph: true)[0];
             var gBar = gradient.sum(new long[] { 2, 3 });                                                            // [N, out]
             expected += gBar.t().mm(gBar);
+            var perPosition = gradient.permute(0, 2, 3, 1).reshape(-1, 3);                                          // [N·9, out]
+            expectedExpand += perPosition.t().mm(perPosition);
         }
         TensorAssert.Close(state.FactorG["conv"], expected, 1e-12, 1e-12);
 
-        // Expand on the same convolution (9 positions: a scale 1/9 that single precision cannot hold) from its definition.
+        // Expand on the same convolution (9 positions: a scale 1/9 that single precision cannot hold) from its definition;
+        // its A comes from the unfolded patches (stride 2), its G from every position's gradient.
         var expand = Feed(Kfac.Build(Through(net, OutputLikelihood.Normal(sigma)), net, layers: new[] { "conv" }), p, (x, y), 10);
         var all = nn.functional.unfold(x, (3, 3), padding: (1, 1), stride: (2, 2)).transpose(1, 2);                  // [N, 9, 18]
         var a = cat(new[] { all, ones(24, 9, 1, dtype: float64) }, 2).reshape(-1, 19);
         TensorAssert.Close(expand.FactorASum["conv"] / expand.DataCount, a.t().mm(a) / (24 * 9), 1e-13, 1e-13);
+        TensorAssert.Close(expand.FactorG["conv"], expectedExpand, 1e-12, 1e-12);
     }
 
     [Test]
