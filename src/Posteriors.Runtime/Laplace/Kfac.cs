@@ -168,7 +168,8 @@ public static class Kfac
         /// <summary>
         /// Σ over data and output positions of a aᵀ [C·kh·kw, C·kh·kw] for a convolution with stride and dilation 1 (a its
         /// unfolded patch, no bias), from channel products of the input with itself shifted, without unfolding; null where
-        /// that form does not apply (another stride or dilation, an input that is not [B, C, H, W]).
+        /// that form does not apply (another stride or dilation, an input that is not [B, C, H, W]) or takes more
+        /// multiply-adds than the upper half of the patch product.
         /// </summary>
         /// <remarks>
         /// The block of kernel offsets k and k' = k + d is Σ over the input positions q in k's window of x(q) x(q + d)ᵀ
@@ -190,20 +191,32 @@ public static class Kfac
             var shifts = new List<(long Dy, long Dx)>();
             for (var dy = 0L; dy < kh; dy++)
                 for (var dx = dy == 0 ? 0 : 1 - kw; dx < kw; dx++) shifts.Add((dy, dx));
+            var geometry = inputs.Select((x, i) =>
+            {
+                var (h, w) = (x.shape[2], x.shape[3]);
+                var (ho, wo) = (outputs[i].shape[2], outputs[i].shape[3]);
+                var rows = Window(kh, ph, ho, h);
+                var columns = Window(kw, pw, wo, w);
+                // Columns outside some window: their products are kept per position, to be taken off that window's rows.
+                var edges = Enumerable.Range(0, (int)w).Where(q => columns.Any(cw => q < cw.Start || q >= cw.End)).Select(q => (long)q).ToArray();
+                return (Rows: rows, Columns: columns, Edges: edges);
+            }).ToArray();
+            // Multiply-adds per datum and channel pair: the shifts' products against the upper half of the patch product.
+            // The shifts lose where the output grid is small against the kernel (3 × 3 without padding on 6 × 5: 702 against 486).
+            var shiftCost = inputs.Select((x, i) => (double)shifts.Count * x.shape[2] * (x.shape[3] + geometry[i].Edges.Length)).Sum();
+            var patchCost = outputs.Sum(o => (double)o.shape[2] * o.shape[3] * (kh * kw) * (kh * kw) / 2);
+            if (shiftCost > patchCost) return null;
             Tensor? total = null;
             for (var i = 0; i < inputs.Count; i++)
             {
                 var x = inputs[i];
                 var (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
                 var (ho, wo) = (outputs[i].shape[2], outputs[i].shape[3]);
+                var (rows, columns, edges) = geometry[i];
                 // Position-major [H + kh − 1, W + 2(kw − 1), B, C], zero below and beside the input: a row of positions is
                 // one contiguous [W·B, C] matrix and its shifted partner another, so every product below is of views.
                 var buffer = zeros(new[] { h + kh - 1, w + 2 * (kw - 1), x.shape[0], c }, dtype: x.dtype, device: x.device);
                 buffer.narrow(0, 0, h).narrow(1, kw - 1, w).copy_(x.permute(2, 3, 0, 1));
-                var rows = Window(kh, ph, ho, h);
-                var columns = Window(kw, pw, wo, w);
-                // Columns outside some window: their products are kept per position, to be taken off that window's rows.
-                var edges = Enumerable.Range(0, (int)w).Where(q => columns.Any(cw => q < cw.Start || q >= cw.End)).Select(q => (long)q).ToArray();
                 Tensor View(long dy, long dx, long column, long width) => buffer.narrow(0, dy, h).narrow(1, kw - 1 + column + dx, width).flatten(1, 2);
                 var perShift = shifts.Select(d =>
                 {

@@ -97,17 +97,18 @@ public class KfacTests
         TensorAssert.Close(r.PatchMeans(), r.Patches().mean(new long[] { 1 }), 1e-12, 1e-12);
     }
 
-    // Stride and dilation 1 take the shifted channel products; the last two cases fall back to the unfolded patches.
-    [TestCase(3, 3, 1, 1, 3, 14, 9, 1, 1)]
-    [TestCase(5, 5, 2, 2, 2, 7, 11, 1, 1)]
-    [TestCase(5, 5, 0, 0, 2, 9, 8, 1, 1)]
-    [TestCase(3, 3, 0, 0, 1, 6, 5, 1, 1)]
-    [TestCase(3, 3, 2, 2, 2, 5, 6, 1, 1)]
-    [TestCase(3, 5, 1, 0, 3, 8, 10, 1, 1)]
-    [TestCase(3, 3, 1, 1, 2, 9, 8, 2, 1)]
-    [TestCase(3, 3, 2, 2, 2, 9, 8, 1, 2)]
+    // Stride and dilation 1 take the shifted channel products unless they cost more than the patch product (3 × 3
+    // without padding on 6 × 5); that case and stride or dilation 2 fall back to the unfolded patches.
+    [TestCase(3, 3, 1, 1, 3, 14, 9, 1, 1, true)]
+    [TestCase(5, 5, 2, 2, 2, 7, 11, 1, 1, true)]
+    [TestCase(5, 5, 0, 0, 2, 9, 8, 1, 1, true)]
+    [TestCase(3, 3, 2, 2, 2, 5, 6, 1, 1, true)]
+    [TestCase(3, 5, 1, 0, 3, 8, 10, 1, 1, true)]
+    [TestCase(3, 3, 0, 0, 1, 6, 5, 1, 1, false)]
+    [TestCase(3, 3, 1, 1, 2, 9, 8, 2, 1, false)]
+    [TestCase(3, 3, 2, 2, 2, 9, 8, 1, 2, false)]
     public void ConvolutionInputFactorsEqualTheUnfoldedPatchesSecondMomentAcrossBatchesSavesCopiesAndStacks(
-        long kh, long kw, long ph, long pw, long channels, long height, long width, long stride, long dilation)
+        long kh, long kw, long ph, long pw, long channels, long height, long width, long stride, long dilation, bool fromShifts)
     {
         manual_seed(30);
         var conv = nn.Conv2d(channels, 2, (kh, kw), stride: (stride, stride), padding: (ph, pw), dilation: (dilation, dilation), dtype: float64);
@@ -128,7 +129,7 @@ public class KfacTests
 
         var (_, recorded) = Kfac.Record(net, new[] { layer }, () => net.call(x));
         var shifted = recorded[layer.Key].ShiftMoments();
-        Assert.That(shifted is null, Is.EqualTo(stride != 1 || dilation != 1), "the shifted products apply exactly at stride and dilation 1");
+        Assert.That(shifted is not null, Is.EqualTo(fromShifts), "which path the factor takes");
         if (shifted is not null)
             Equal(shifted, patches.reshape(-1, patches.shape[2]).t().mm(patches.reshape(-1, patches.shape[2])), "the shifted products");
 
@@ -151,6 +152,38 @@ public class KfacTests
         TensorAssert.Same(a, a.t(), "A is symmetric");
         Equal(stacked[0], Expected(12), "stacked");
         Equal(stacked[1], Expected(12), "stacked");
+    }
+
+    /// <summary>One convolution applied to the whole image and to its top rows: two calls of one layer.</summary>
+    private sealed class ConvTwice : nn.Module<Tensor, Tensor>
+    {
+        private readonly TorchSharp.Modules.Conv2d conv;
+
+        public ConvTwice() : base(nameof(ConvTwice))
+        {
+            conv = nn.Conv2d(2, 3, 3, padding: 1, dtype: float64);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => cat(new[] { conv.call(x).flatten(1), conv.call(x.narrow(2, 0, 4)).flatten(1) }, 1);
+    }
+
+    [Test]
+    public void AConvolutionCalledTwiceAveragesItsShiftedProductsOverBothCallsPositions()
+    {
+        manual_seed(32);
+        var net = new ConvTwice();
+        var g = new Generator(33);
+        var x = randn(new long[] { 6, 2, 7, 5 }, dtype: float64, generator: g);
+        var y = randn(new long[] { 6, net.call(x).shape[1] }, dtype: float64, generator: g);
+        var state = Feed(Kfac.Build(Through(net, OutputLikelihood.Normal(1)), net, sampled: true), ParameterTree.FromModule(net).Clone(), (x, y), 3);
+        var patches = cat(new[]
+        {
+            nn.functional.unfold(x, (3, 3), padding: (1, 1)).transpose(1, 2),
+            nn.functional.unfold(x.narrow(2, 0, 4), (3, 3), padding: (1, 1)).transpose(1, 2),
+        }, 1);                                                                                                      // [N, 35 + 20, 18]
+        var a = cat(new[] { patches, ones(6, patches.shape[1], 1, dtype: float64) }, 2).reshape(-1, 19);
+        Assert.That(RelativeError(state.FactorASum["conv"], a.t().mm(a) / patches.shape[1]), Is.LessThan(1e-10));
     }
 
     [Test]
