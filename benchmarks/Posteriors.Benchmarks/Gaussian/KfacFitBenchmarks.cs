@@ -14,7 +14,10 @@ namespace Posteriors.Benchmarks.Gaussian;
 /// eigendecomposition of the factors. Goal (60,000 images, 468 batches): (468 · KfacUpdateSampled + Eigendecomposition)
 /// ÷ (468 · BatchGradient) ≤ 2; KfacUpdateSampledReduce is the same update with the convolutions' reduce factors. Run it
 /// alone: <c>--filter '*KfacFit*' --job short --warmupCount 1 --iterationCount 5</c>, or interleaved:
-/// <c>interleaved 7 KfacFit</c> (with OMP_NUM_THREADS=1 its CPU-time ratios hold up on a loaded machine).
+/// <c>interleaved 7 KfacFit</c> (with OMP_NUM_THREADS=1 its CPU-time ratios hold up on a loaded machine). With a
+/// stride-1 convolution's A from shifted channel products (docs/ALGORITHMS.md §4a), <c>OMP_NUM_THREADS=1 … interleaved 7
+/// KfacFit</c> on the shared machine at load 4–6 gave the sampled update 1.56 gradients (CPU), a fit 1.70 epochs,
+/// against 2.02 and 2.14 before at load 6–8 (docs/STUDY.md).
 /// </summary>
 [MemoryDiagnoser]
 public class KfacFitBenchmarks
