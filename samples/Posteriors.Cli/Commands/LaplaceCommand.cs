@@ -22,7 +22,7 @@ namespace Posteriors.Cli.Commands;
 /// <c>posteriors laplace</c>: post-hoc KFAC Laplace for pretrained weights. Loads a PyTorch state_dict or safetensors
 /// file into a zoo architecture, fits the Kronecker factors over the training set, tunes the prior precision, evaluates
 /// MAP and the linearised predictive on the test set (or, with --validation-from-test, on the test images not held out
-/// for tuning), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
+/// for tuning), optionally replaces KFAC's eigenvalues by corrected ones (EKFAC, a second pass over the training set), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
 /// (the fitted factors, which --fit-from reuses) in a new run folder.
 /// </summary>
 internal static class LaplaceCommand
@@ -354,7 +354,9 @@ internal static class LaplaceCommand
 
     /// <summary>
     /// What posterior.safetensors holds, under names Python can split on '/': mean/&lt;param&gt;, kfac/&lt;layer&gt;/A (the
-    /// mean input second moment), kfac/&lt;layer&gt;/G, prior_precision/&lt;layer&gt; and samples/&lt;param&gt; [S, ...].
+    /// mean input second moment), kfac/&lt;layer&gt;/G, with corrected eigenvalues kfac/&lt;layer&gt;/eigenvalues (the
+    /// [out, in'] curvature eigenvalues in the eigenbasis of G and A, which replace λ_G λ_Aᵀ), prior_precision/&lt;layer&gt;
+    /// and samples/&lt;param&gt; [S, ...].
     /// </summary>
     internal static ParameterTree PosteriorTensors(KfacLaplaceState state, int samples, long seed)
     {
@@ -364,6 +366,7 @@ internal static class LaplaceCommand
         {
             leaves.Add(new("kfac/" + layer.Key + "/A", state.FactorASum[layer.Key] / state.DataCount));
             leaves.Add(new("kfac/" + layer.Key + "/G", state.FactorG[layer.Key]));
+            if (state.IsCorrected) leaves.Add(new("kfac/" + layer.Key + "/eigenvalues", state.CurvatureEigenvalues(layer)));
             leaves.Add(new("prior_precision/" + layer.Key, state.PriorPrecision[layer.Key]));
         }
         if (samples > 0)

@@ -459,6 +459,13 @@ public class KfacTests
         var transform = Kfac.Build(model, net, sampled: true);
         var state = Feed(transform, ParameterTree.FromModule(net).Clone(), (x, y), 6);
         Assert.That(state.IsCorrected, Is.False);
+        // The copying form leaves its input as it was and gives what the in-place form writes.
+        var copy = transform.UpdateEigenvalueCorrection(state, (x, y));
+        Assert.That(state.IsCorrected, Is.False);
+        Assert.That(copy.CorrectionCount, Is.EqualTo(12));
+        state = Correct(transform, state, (x, y), 12);
+        foreach (var layer in state.Layers) TensorAssert.Same(copy.EigenvalueCorrectionSum[layer.Key], state.EigenvalueCorrectionSum[layer.Key], layer.Key);
+        state.ClearEigenvalueCorrection();
         state = Correct(transform, state, (x, y), 6);
         var path = Path.Combine(Path.GetTempPath(), $"kfac-{Guid.NewGuid():N}.state");
         StateFile.Save(path, state);

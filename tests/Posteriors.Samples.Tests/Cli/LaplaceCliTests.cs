@@ -270,6 +270,8 @@ public class LaplaceCliTests
             t.Value.GetProperty("corrected").GetDouble() != t.Value.GetProperty("kfac").GetDouble()));
         Assert.That(reused.GetProperty("log_evidence").GetDouble(), Is.Not.EqualTo(kfac.GetProperty("log_evidence").GetDouble()));
         Assert.That(StateFile.Load<KfacLaplaceState>(corrected).IsCorrected);
+        var posterior = WeightsFile.Load(Path.Combine(LatestRun(runs), "posterior.safetensors"));
+        Assert.That(posterior["kfac/fc1/eigenvalues"].shape, Is.EqualTo(new long[] { 16, 8 * 7 * 7 + 1 }));
 
         // The pass after a fresh fit draws the same labels as after the reused one: the same corrections.
         var fresh = Run("--eigenvalues", "corrected");
