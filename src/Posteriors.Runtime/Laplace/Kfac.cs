@@ -393,7 +393,15 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
             {
                 var grads = Kfac.OutputGradients(recorded, _layers, (f * columns.select(2, j)).sum(), retain: j < c - 1);
                 foreach (var layer in _layers)
-                    increment[layer.Key].add_(Kfac.RotatedJacobians(grads[layer.Key], patches[layer.Key], eigen[layer.Key].QG).square().sum(dim: 0));
+                {
+                    var (g, a) = (grads[layer.Key], patches[layer.Key]);
+                    // One position (a Linear layer on vectors): each datum's rotated gradient is the outer product
+                    // (Q_Gᵀ g)(Q_Aᵀ a)ᵀ, so the sum of their squares is one [out, B]·[B, in'] product, with no [B, out, in'] tensor.
+                    if (a.shape[1] == 1)
+                        increment[layer.Key].addmm_(g.squeeze(1).matmul(eigen[layer.Key].QG).square().t(), a.squeeze(1).square());
+                    else
+                        increment[layer.Key].add_(Kfac.RotatedJacobians(g, a, eigen[layer.Key].QG).square().sum(dim: 0));
+                }
             }
         }
         Tensor logLikelihood;
