@@ -300,6 +300,8 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
     /// with <see cref="KfacConvFactors.Reduce"/>: A: Σᵢ ā āᵀ with ā the patch's mean over positions, G: Σᵢ Σ_c ḡ ḡᵀ with
     /// ḡ the output gradient's sum over positions).
     /// </summary>
+    /// <exception cref="ArgumentException">The state was fitted with other convolution factors.</exception>
+    /// <exception cref="InvalidOperationException">The state's eigenvalues are corrected (<see cref="UpdateEigenvalueCorrection"/>): new batches would change the eigenbases the corrections were measured in.</exception>
     public KfacLaplaceState Update(KfacLaplaceState state, TBatch batch, bool inplace = false)
     {
         ArgumentNullException.ThrowIfNull(state);
