@@ -22,7 +22,7 @@ namespace Posteriors.Cli.Commands;
 /// <c>posteriors laplace</c>: post-hoc KFAC Laplace for pretrained weights. Loads a PyTorch state_dict or safetensors
 /// file into a zoo architecture, fits the Kronecker factors over the training set, tunes the prior precision, evaluates
 /// MAP and the linearised predictive on the test set (or, with --validation-from-test, on the test images not held out
-/// for tuning), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
+/// for tuning), optionally replaces KFAC's eigenvalues by corrected ones (EKFAC, a second pass over the training set), and writes metrics.json, posterior.safetensors, outputs.safetensors (the output Gaussians) and kfac.state
 /// (the fitted factors, which --fit-from reuses) in a new run folder.
 /// </summary>
 internal static class LaplaceCommand
@@ -74,6 +74,12 @@ internal static class LaplaceCommand
             DefaultValueFactory = _ => "expand",
         };
         CommonOptions.OneOf(convFactors, "expand", "reduce");
+        var eigenvalues = new Option<string>("--eigenvalues")
+        {
+            Description = "The curvature's eigenvalues in the factors' eigenbasis: kfac (those of G ⊗ A; default) or corrected (EKFAC: a second pass over the training images, after the fit or --fit-from, measures the curvature's exact diagonal in that basis with the same curvature and seed; the new kfac.state keeps them).",
+            DefaultValueFactory = _ => "kfac",
+        };
+        CommonOptions.OneOf(eigenvalues, "kfac", "corrected");
         var trainSize = CommonOptions.AtLeast(new Option<int?>("--train-size") { Description = "Training images the factors are fitted on: the first N (those a model trained on a prefix saw). Default: all (512 with --tiny)." }, 1);
         var testSize = CommonOptions.AtLeast(new Option<int?>("--test-size") { Description = "Test images. Default: all (256 with --tiny)." }, 1);
         var batchSize = CommonOptions.AtLeast(new Option<int>("--batch-size", "-b") { Description = "Batch size of the fit.", DefaultValueFactory = _ => 128 }, 1);
@@ -101,7 +107,7 @@ internal static class LaplaceCommand
         });
         var samples = CommonOptions.AtLeast(new Option<int>("--samples") { Description = "Posterior draws written to posterior.safetensors.", DefaultValueFactory = _ => 10 }, 0);
         var synthetic = new Option<bool>("--synthetic") { Description = "Use the labelled synthetic stand-in data even if Fashion-MNIST is installed." };
-        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, convFactors, trainSize, testSize, batchSize, monteCarlo, validationFromTest, tuneTemperature, fitFrom, samples, synthetic })
+        foreach (var o in new Option[] { weights, architecture, widths, hidden, layers, prior, tune, curvature, convFactors, eigenvalues, trainSize, testSize, batchSize, monteCarlo, validationFromTest, tuneTemperature, fitFrom, samples, synthetic })
             command.Options.Add(o);
         command.SetAction(parse =>
         {
@@ -109,7 +115,7 @@ internal static class LaplaceCommand
             return Run(console, c, new Settings(parse.GetValue(weights)!, parse.GetValue(architecture)!, ParseWidths(parse.GetValue(widths)!)!.Value,
                 ParseHidden(parse.GetValue(hidden) ?? "")!, parse.GetValue(layers)!, parse.GetValue(prior),
                 parse.GetValue(tune)!, parse.GetValue(curvature) == "sampled",
-                parse.GetValue(convFactors) == "reduce" ? KfacConvFactors.Reduce : KfacConvFactors.Expand, parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
+                parse.GetValue(convFactors) == "reduce" ? KfacConvFactors.Reduce : KfacConvFactors.Expand, parse.GetValue(eigenvalues) == "corrected", parse.GetValue(trainSize) ?? (c.Tiny ? 512 : null), parse.GetValue(testSize) ?? (c.Tiny ? 256 : null),
                 parse.GetValue(batchSize), parse.GetValue(monteCarlo), parse.GetValue(validationFromTest), parse.GetValue(tuneTemperature), parse.GetValue(fitFrom),
                 parse.GetValue(samples), parse.GetValue(synthetic)));
         });
@@ -117,7 +123,7 @@ internal static class LaplaceCommand
     }
 
     private sealed record Settings(string Weights, string Architecture, (int, int, int) Widths, int[] Hidden, string Layers, double PriorPrecision, string Tune, bool Sampled,
-        KfacConvFactors ConvFactors, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int? ValidationFromTest, bool TuneTemperature, string? FitFrom, int Samples, bool Synthetic);
+        KfacConvFactors ConvFactors, bool Corrected, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int? ValidationFromTest, bool TuneTemperature, string? FitFrom, int Samples, bool Synthetic);
 
     private static int Run(IAnsiConsole console, CommonSettings common, Settings s)
     {
@@ -173,7 +179,25 @@ internal static class LaplaceCommand
         var clock = Stopwatch.StartNew();
         var state = reused ?? KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, layerNames, s.Sampled, common.Seeds[0], _ => { }, s.ConvFactors);
         var fitSeconds = clock.Elapsed.TotalSeconds;
-        if (reused is null) StateFile.Save(Path.Combine(run, "kfac.state"), state);
+        // --eigenvalues kfac asks for the factors' own eigenvalues even when the reused state carries corrections.
+        if (!s.Corrected && state.IsCorrected) state.ClearEigenvalueCorrection();
+        var correcting = s.Corrected && !state.IsCorrected;
+        clock.Restart();
+        if (correcting) state = KfacLaplaceMethod.CorrectEigenvalues(model, state, fitData, s.BatchSize, layerNames, s.Sampled, s.ConvFactors);
+        var correctionSeconds = clock.Elapsed.TotalSeconds;
+        if (reused is null || correcting) StateFile.Save(Path.Combine(run, "kfac.state"), state);
+        // Per layer: the trace of G ⊗ A (tr G · tr A) and, when corrected, the trace of the corrected eigenvalues.
+        var traces = state.Layers.ToDictionary(l => l.Key, l =>
+        {
+            var (la, _, lg, _) = state.Eigen()[l.Key];
+            var row = new Dictionary<string, double> { ["kfac"] = (la.sum() * lg.sum()).ToDouble() };
+            if (state.IsCorrected) row["corrected"] = state.CurvatureEigenvalues(l).sum().ToDouble();
+            return row;
+        });
+        if (state.IsCorrected)
+            console.MarkupLine("Curvature trace per layer, KFAC → corrected: " + string.Join(", ", traces.Select(t =>
+                $"{t.Key} {t.Value["kfac"].ToString("G4", CultureInfo.InvariantCulture)} → {t.Value["corrected"].ToString("G4", CultureInfo.InvariantCulture)}")) +
+                (correcting ? $" (correction pass {correctionSeconds:F1} s)" : " (corrections reused)") + ".");
         state.SetPriorPrecision(s.PriorPrecision);
         var logLikelihood = state.LogLikelihoodSum.ToDouble();
         var groups = MarginalLikelihood.Groups(state);
@@ -270,9 +294,10 @@ internal static class LaplaceCommand
         {
             ["weights"] = Path.GetFullPath(s.Weights), ["architecture"] = described, ["mc_draws"] = s.MonteCarloDraws, ["synthetic"] = train.IsSynthetic, ["train_images"] = fitData.Count,
             ["test_images"] = test.Count, ["validation"] = s.ValidationFromTest is { } count ? $"{count} test images, split by seed {common.Seeds[0]}" : validation is null ? "none" : $"the last {validation.Count} training images",
-            ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["conv_factors"] = state.ConvFactors.ToString().ToLowerInvariant(), ["tune"] = s.Tune,
+            ["layers"] = state.Layers.Select(l => l.Key).ToArray(), ["curvature"] = state.Curvature, ["conv_factors"] = state.ConvFactors.ToString().ToLowerInvariant(), ["eigenvalues"] = s.Corrected ? "corrected" : "kfac", ["tune"] = s.Tune,
             ["prior_precision"] = state.Layers.Select((l, i) => (l.Key, deltas[i])).ToDictionary(p => p.Key, p => p.Item2),
             ["log_evidence"] = evidence, ["fit_seconds"] = reused is null ? fitSeconds : 0, ["fit_from"] = s.FitFrom is null ? "" : Path.GetFullPath(s.FitFrom),
+            ["correction_seconds"] = correcting ? correctionSeconds : 0, ["curvature_trace"] = traces,
             ["evaluate_seconds"] = evaluateSeconds, ["results"] = rows,
         };
         if (grid is not null) metrics["prior_precision_grid"] = grid.Select(g => new[] { g.Item1, g.Item2 }).ToArray();
@@ -284,7 +309,7 @@ internal static class LaplaceCommand
         {
             new("mean", testOutputs.Mean), new("covariance", testOutputs.Covariance), new("labels", test.Labels),
         }), new Dictionary<string, string> { ["format"] = "pt" });
-        console.MarkupLine($"Wrote {Markup.Escape(Path.Combine(run, "metrics.json"))}, posterior.safetensors, outputs.safetensors{(reused is null ? " and kfac.state" : "")}.");
+        console.MarkupLine($"Wrote {Markup.Escape(Path.Combine(run, "metrics.json"))}, posterior.safetensors, outputs.safetensors{(reused is null || correcting ? " and kfac.state" : "")}.");
         return 0;
     }
 
@@ -329,7 +354,9 @@ internal static class LaplaceCommand
 
     /// <summary>
     /// What posterior.safetensors holds, under names Python can split on '/': mean/&lt;param&gt;, kfac/&lt;layer&gt;/A (the
-    /// mean input second moment), kfac/&lt;layer&gt;/G, prior_precision/&lt;layer&gt; and samples/&lt;param&gt; [S, ...].
+    /// mean input second moment), kfac/&lt;layer&gt;/G, with corrected eigenvalues kfac/&lt;layer&gt;/eigenvalues (the
+    /// [out, in'] curvature eigenvalues in the eigenbasis of G and A, which replace λ_G λ_Aᵀ), prior_precision/&lt;layer&gt;
+    /// and samples/&lt;param&gt; [S, ...].
     /// </summary>
     internal static ParameterTree PosteriorTensors(KfacLaplaceState state, int samples, long seed)
     {
@@ -339,6 +366,7 @@ internal static class LaplaceCommand
         {
             leaves.Add(new("kfac/" + layer.Key + "/A", state.FactorASum[layer.Key] / state.DataCount));
             leaves.Add(new("kfac/" + layer.Key + "/G", state.FactorG[layer.Key]));
+            if (state.IsCorrected) leaves.Add(new("kfac/" + layer.Key + "/eigenvalues", state.CurvatureEigenvalues(layer)));
             leaves.Add(new("prior_precision/" + layer.Key, state.PriorPrecision[layer.Key]));
         }
         if (samples > 0)

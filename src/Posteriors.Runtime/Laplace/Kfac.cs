@@ -62,14 +62,12 @@ public static class Kfac
         using (enable_grad())
         {
             var rotated = layers.ToDictionary(l => l.Key, _ => new Tensor[k]);
-            // Q_Gᵀ (Σ_l g_l a_lᵀ) Q_A = Σ_l (Q_Gᵀ g_l)(Q_Aᵀ a_l)ᵀ: rotating the patches and gradients first costs
-            // L·(in'² + out²) per datum instead of out·in'² (fc1 of the study's CNN: in' = 3,137).
-            var patches = layers.ToDictionary(l => l.Key, l => WithBias(recorded[l.Key].Patches(), l).matmul(eigen[l.Key].QA));
+            var patches = RotatedPatches(recorded, layers, eigen);
             for (long c = 0; c < k; c++)
             {
                 var grads = OutputGradients(recorded, layers, f.select(1, c).sum(), retain: c < k - 1);
                 foreach (var layer in layers)
-                    rotated[layer.Key][c] = einsum("blo,blj->boj", grads[layer.Key].matmul(eigen[layer.Key].QG), patches[layer.Key]);   // [B, out, in']
+                    rotated[layer.Key][c] = RotatedJacobians(grads[layer.Key], patches[layer.Key], eigen[layer.Key].QG);
             }
             foreach (var layer in layers)
             {
@@ -80,6 +78,20 @@ public static class Kfac
         }
         return (f.detach().MoveToOuterDisposeScope(), covariance.detach().MoveToOuterDisposeScope());
     }
+
+    /// <summary>Per layer, the input patches with the bias's 1 rotated into A's eigenbasis: Q_Aᵀ a for every datum and position, [B, L, in'].</summary>
+    internal static Dictionary<string, Tensor> RotatedPatches(Dictionary<string, Recorded> recorded, IReadOnlyList<KfacLayer> layers,
+        IReadOnlyDictionary<string, (Tensor LambdaA, Tensor QA, Tensor LambdaG, Tensor QG)> eigen) =>
+        layers.ToDictionary(l => l.Key, l => WithBias(recorded[l.Key].Patches(), l).matmul(eigen[l.Key].QA));
+
+    /// <summary>
+    /// Every datum's gradient of a layer's weight matrix, Σ_l g_l a_lᵀ, in the factors' eigenbasis, Q_Gᵀ (Σ_l g_l a_lᵀ) Q_A,
+    /// [B, out, in'], from the output gradients [B, L, out] and the rotated patches (<see cref="RotatedPatches"/>).
+    /// It equals Σ_l (Q_Gᵀ g_l)(Q_Aᵀ a_l)ᵀ: rotating the patches and gradients first costs L·(in'² + out²) per datum
+    /// instead of out·in'² (fc1 of the study's CNN: in' = 3,137).
+    /// </summary>
+    internal static Tensor RotatedJacobians(Tensor grads, Tensor rotatedPatches, Tensor qg) =>
+        einsum("blo,blj->boj", grads.matmul(qg), rotatedPatches);
 
     /// <summary>The Linear/Conv2d layers of <paramref name="module"/> named in <paramref name="names"/> (all when null), in module order.</summary>
     internal static IReadOnlyList<KfacLayer> FindLayers(nn.Module module, IEnumerable<string>? names)
@@ -387,12 +399,18 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
     /// with <see cref="KfacConvFactors.Reduce"/>: A: Σᵢ ā āᵀ with ā the patch's mean over positions, G: Σᵢ Σ_c ḡ ḡᵀ with
     /// ḡ the output gradient's sum over positions).
     /// </summary>
+    /// <exception cref="ArgumentException">The state was fitted with other convolution factors.</exception>
+    /// <exception cref="InvalidOperationException">The state's eigenvalues are corrected (<see cref="UpdateEigenvalueCorrection"/>): new batches would change the eigenbases the corrections were measured in.</exception>
     public KfacLaplaceState Update(KfacLaplaceState state, TBatch batch, bool inplace = false)
     {
         ArgumentNullException.ThrowIfNull(state);
         LaplaceCore.EnsureMethod("Kfac", state.Method);
         if (state.ConvFactors != _convFactors)
             throw new ArgumentException($"The state was fitted with {state.ConvFactors} convolution factors, this transform adds {_convFactors} ones.", nameof(state));
+        if (state.IsCorrected)
+            throw new InvalidOperationException(
+                $"The state's eigenvalues are corrected over {state.CorrectionCount} data in the eigenbases of its current factors; adding a batch to the factors " +
+                "changes those bases and would leave the corrections stale. Fit the factors first and correct afterwards, or call ClearEigenvalueCorrection before adding batches.");
         using var scope = NewDisposeScope();
         var (outputs, recorded) = Kfac.Record(_module, _layers, () =>
         {
@@ -403,7 +421,7 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         var b = f.shape[0];
         Tensor logLikelihood;
         using (no_grad()) logLikelihood = _model.Likelihood.LogProb(f.detach(), _model.Targets(batch)).detach();
-        var columns = _sampled ? SampledCotangent(f.detach(), state) : _model.Likelihood.HessianFactor(f.detach());   // [B, K, C]
+        var columns = Columns(f.detach(), state, state.Step);   // [B, K, C]
         var incrementG = _layers.ToDictionary(l => l.Key, l => zeros_like(state.FactorG[l.Key]));
         var c = columns.shape[2];
         using (enable_grad())
@@ -456,12 +474,72 @@ public sealed class Kfac<TBatch> : ITransform<KfacLaplaceState, TBatch>
         return AlgorithmState.Finish(next, value, f.detach());
     }
 
+    /// <summary>
+    /// EKFAC (eigenvalue-corrected KFAC; docs/ALGORITHMS.md §4a): after the factors are fitted, a second pass over the
+    /// data adds, per layer, Σᵢ Σ_c (Q_Gᵀ Jᵢc Q_A)² elementwise to <see cref="KfacLaplaceState.EigenvalueCorrectionSum"/>,
+    /// where Jᵢc = Σ_l g_ilc a_ilᵀ is datum i's gradient of the layer's weight matrix for the same columns c as the fit
+    /// (every column of the output Hessian's factor, or with sampled curvature one label drawn from the model, the same
+    /// labels as the fit's when the batches are the same) and Q_A, Q_G the eigenvectors of the fitted factors, which stay
+    /// fixed. Once it has seen data, <see cref="KfacLaplaceState.CurvatureEigenvalues"/> returns these instead of
+    /// λ_G λ_Aᵀ: the exact diagonal of the layer's curvature in KFAC's eigenbasis.
+    /// </summary>
+    /// <exception cref="ArgumentException">The state covers other layers, or has another curvature, than this transform.</exception>
+    /// <exception cref="InvalidOperationException">The state's factors have seen no data.</exception>
+    public KfacLaplaceState UpdateEigenvalueCorrection(KfacLaplaceState state, TBatch batch, bool inplace = false)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        LaplaceCore.EnsureMethod("Kfac", state.Method);
+        if (!state.Layers.SequenceEqual(_layers))
+            throw new ArgumentException($"The state covers the layers {string.Join(", ", state.Layers.Select(l => l.Key))}; this transform covers {string.Join(", ", _layers.Select(l => l.Key))}.", nameof(state));
+        if (state.Curvature != (_sampled ? "sampled" : "exact"))
+            throw new ArgumentException($"The state's factors have {state.Curvature} curvature; this transform's correction would use {(_sampled ? "sampled" : "exact")} curvature.", nameof(state));
+        var eigen = state.Eigen();
+        using var scope = NewDisposeScope();
+        var (outputs, recorded) = Kfac.Record(_module, _layers, () => _model.Forward(state.Params, batch).Outputs);
+        var f = OutputLikelihood.AsMatrix(outputs);
+        var columns = Columns(f.detach(), state, state.CorrectionSteps);
+        var increment = _layers.ToDictionary(l => l.Key, l => zeros_like(state.EigenvalueCorrectionSum[l.Key]));
+        var c = columns.shape[2];
+        using (enable_grad())
+        {
+            var patches = Kfac.RotatedPatches(recorded, _layers, eigen);
+            for (long j = 0; j < c; j++)
+            {
+                var grads = Kfac.OutputGradients(recorded, _layers, (f * columns.select(2, j)).sum(), retain: j < c - 1);
+                foreach (var layer in _layers)
+                {
+                    var (g, a) = (grads[layer.Key], patches[layer.Key]);
+                    // One position (a Linear layer on vectors): each datum's rotated gradient is the outer product
+                    // (Q_Gᵀ g)(Q_Aᵀ a)ᵀ, so the sum of their squares is one [out, B]·[B, in'] product, with no [B, out, in'] tensor.
+                    if (a.shape[1] == 1)
+                        increment[layer.Key].addmm_(g.squeeze(1).matmul(eigen[layer.Key].QG).square().t(), a.squeeze(1).square());
+                    else
+                        increment[layer.Key].add_(Kfac.RotatedJacobians(g, a, eigen[layer.Key].QG).square().sum(dim: 0));
+                }
+            }
+        }
+        Tensor logLikelihood;
+        using (no_grad()) logLikelihood = _model.Likelihood.LogProb(f.detach(), _model.Targets(batch)).mean();
+        NonFiniteException.ThrowIfNotFinite(state.CorrectionSteps, logLikelihood, new ParameterTree(increment.Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value))));
+        var next = AlgorithmState.Target(state, inplace);
+        using (no_grad())
+            foreach (var layer in _layers)
+                next.EigenvalueCorrectionSum[layer.Key].add_(increment[layer.Key]);
+        next.CorrectionCount += f.shape[0];
+        next.CorrectionSteps++;
+        return next;
+    }
+
     private bool Reduced(KfacLayer layer) => layer.IsConvolution && _convFactors == KfacConvFactors.Reduce;
 
+    /// <summary>The output-Hessian columns of a batch [B, K, C]: the Hessian's factor, or one sampled cotangent drawn for <paramref name="step"/>.</summary>
+    private Tensor Columns(Tensor f, KfacLaplaceState state, long step) =>
+        _sampled ? SampledCotangent(f, state.Seed, step) : _model.Likelihood.HessianFactor(f);
+
     /// <summary>One column per datum whose outer product has the output Hessian as its expectation: the gradient of log p(ỹ | f) at a label ỹ drawn from the model.</summary>
-    private Tensor SampledCotangent(Tensor f, KfacLaplaceState state)
+    private Tensor SampledCotangent(Tensor f, long seed, long step)
     {
-        var generator = new Rng().For(state.Seed, state.Step, f.device);
+        var generator = new Rng().For(seed, step, f.device);
         switch (_model.Likelihood.Kind)
         {
             case OutputLikelihoodKind.Categorical:

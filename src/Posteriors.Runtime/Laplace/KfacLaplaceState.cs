@@ -50,7 +50,20 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
         fields.Set("count", 0L);
         fields.Set("log_likelihood", zeros(Array.Empty<long>(), dtype: parameters.ScalarType, device: parameters.Device));
         fields.Set(SeedField, seed);
+        AddCorrectionFields(fields, layers);
         return new KfacLaplaceState(fields);
+    }
+
+    // The eigenvalue corrections start empty: [out, in'] zeros per layer (the shapes of G and A), no data, no batches;
+    // the state owns them whatever dispose scope it is built or loaded in.
+    private static void AddCorrectionFields(StateRecord fields, IReadOnlyList<KfacLayer> layers)
+    {
+        var g = fields.GetTree("factor_g");
+        var a = fields.GetTree("factor_a");
+        fields.Set("eigenvalue_correction", new ParameterTree(layers.Select(l => new KeyValuePair<string, Tensor>(l.Key,
+            zeros(new[] { g[l.Key].shape[0], a[l.Key].shape[0] }, dtype: g[l.Key].dtype, device: g[l.Key].device)))).DetachFromDisposeScope());
+        fields.Set("correction_count", 0L);
+        fields.Set("correction_steps", 0L);
     }
 
     private static Tensor ZerosSquare(ParameterTree parameters, KfacLayer layer, long n) =>
@@ -66,17 +79,23 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
     public static string Kind => "KfacLaplace";
 
     /// <inheritdoc />
-    public static int KindVersion => 2;
+    public static int KindVersion => 3;
 
     /// <inheritdoc />
-    /// <remarks>Version 1 had no "conv_factors" field: its convolutions' factors are <see cref="KfacConvFactors.Expand"/>.</remarks>
+    /// <remarks>
+    /// Version 1 had no "conv_factors" field: its convolutions' factors are <see cref="KfacConvFactors.Expand"/>.
+    /// Versions 1 and 2 had no eigenvalue corrections: they load without any (the factors' own eigenvalues).
+    /// </remarks>
     public static KfacLaplaceState ReadFrom(StateRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
         if (record.KindVersion == 1 && !record.Has("conv_factors")) record.Set("conv_factors", ConvFactorsName(KfacConvFactors.Expand));
-        var state = new KfacLaplaceState(Checked(record, ("method", typeof(string)), ("curvature", typeof(string)), ("conv_factors", typeof(string)),
+        var fields = Checked(record, ("method", typeof(string)), ("curvature", typeof(string)), ("conv_factors", typeof(string)),
             ("layers", typeof(string)), ("factor_a", typeof(ParameterTree)), ("factor_g", typeof(ParameterTree)), ("prior_precision", typeof(ParameterTree)),
-            ("count", typeof(long)), ("log_likelihood", typeof(Tensor)), (SeedField, typeof(long))));
+            ("count", typeof(long)), ("log_likelihood", typeof(Tensor)), (SeedField, typeof(long)));
+        var state = new KfacLaplaceState(fields);
+        if (record.KindVersion <= 2 && !record.Has("eigenvalue_correction")) AddCorrectionFields(fields, state.Layers);
+        fields.Require(new[] { ("eigenvalue_correction", typeof(ParameterTree)), ("correction_count", typeof(long)), ("correction_steps", typeof(long)) });
         _ = state.ConvFactors;
         return state;
     }
@@ -146,6 +165,42 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
 
     /// <summary>The seed of the sampled curvature.</summary>
     public long Seed => Fields.GetLong(SeedField);
+
+    /// <summary>
+    /// Per layer key, Σ over the data of the eigenvalue-correction pass of (Q_Gᵀ ∇_W ℓᵢ Q_A)² elementwise ([out, in']; see
+    /// <see cref="Kfac{TBatch}.UpdateEigenvalueCorrection"/>): the curvature's exact diagonal in the factors' eigenbasis.
+    /// Zeros until that pass has seen data.
+    /// </summary>
+    public ParameterTree EigenvalueCorrectionSum => Fields.GetTree("eigenvalue_correction");
+
+    /// <summary>How many data the eigenvalue-correction pass has seen (0: the factors' own eigenvalues are used).</summary>
+    public long CorrectionCount
+    {
+        get => Fields.GetLong("correction_count");
+        internal set => Fields.Set("correction_count", value);
+    }
+
+    /// <summary>Batches of the eigenvalue-correction pass so far (the step its sampled labels are drawn for).</summary>
+    internal long CorrectionSteps
+    {
+        get => Fields.GetLong("correction_steps");
+        set => Fields.Set("correction_steps", value);
+    }
+
+    /// <summary>Whether <see cref="CurvatureEigenvalues"/> are the corrected ones (EKFAC) rather than λ_G λ_Aᵀ.</summary>
+    public bool IsCorrected => CorrectionCount > 0;
+
+    /// <summary>
+    /// Drops the eigenvalue corrections (back to the factors' own eigenvalues), e.g. to add more batches to the factors,
+    /// which changes their eigenbases.
+    /// </summary>
+    public void ClearEigenvalueCorrection()
+    {
+        using (no_grad())
+            foreach (var s in EigenvalueCorrectionSum.Leaves) s.zero_();
+        CorrectionCount = 0;
+        CorrectionSteps = 0;
+    }
 
     /// <summary>
     /// Sets every layer's prior precision to <paramref name="priorPrecision"/> (or, with <paramref name="perLayer"/>, each
@@ -295,11 +350,18 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
         }
     }
 
-    /// <summary>The eigenvalues of a layer's curvature G ⊗ A, as the [out, in'] matrix λ_G λ_Aᵀ (without the prior).</summary>
+    /// <summary>
+    /// The eigenvalues of a layer's curvature in the basis Q_G ⊗ Q_A, as an [out, in'] matrix (without the prior): λ_G λ_Aᵀ
+    /// (those of G ⊗ A), or, once <see cref="Kfac{TBatch}.UpdateEigenvalueCorrection"/> has seen data, the corrected
+    /// ones, <see cref="EigenvalueCorrectionSum"/> · <see cref="DataCount"/> / <see cref="CorrectionCount"/> (the
+    /// curvature's diagonal in that basis, scaled to the factors' data when the pass saw fewer). The evidence, the draws
+    /// and the linearised predictive all read them here.
+    /// </summary>
     public Tensor CurvatureEigenvalues(KfacLayer layer)
     {
         ArgumentNullException.ThrowIfNull(layer);
         var (la, _, lg, _) = Eigen()[layer.Key];
+        if (IsCorrected) return EigenvalueCorrectionSum[layer.Key] * ((double)DataCount / CorrectionCount);
         return lg.unsqueeze(1) * la.unsqueeze(0);
     }
 
@@ -341,34 +403,52 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
 
     /// <summary>
     /// The KFAC precision as a dense [P, P] matrix over <see cref="Subset"/> flattened in the tree's order (block-diagonal
-    /// over layers; for comparison with the dense GGN on small models — it has P² entries).
+    /// over layers; for comparison with the dense GGN on small models — it has P² entries). With eigenvalue corrections a
+    /// layer's block is (Q_G ⊗ Q_A) diag(s) (Q_G ⊗ Q_A)ᵀ + δ I instead of G ⊗ A + δ I.
     /// </summary>
     public Tensor DensePrecision()
     {
         using var scope = NewDisposeScope();
         var subset = Params.Select(Subset);
-        var offsets = subset.Layout.ToDictionary(s => s.Name, s => s.Offset);
         var p = subset.NumberOfElements;
         var dense = zeros(new[] { p, p }, dtype: subset.ScalarType, device: subset.Device);
         foreach (var layer in Layers)
         {
-            var a = FactorASum[layer.Key] / DataCount;
-            var g = FactorG[layer.Key];
-            var block = (g.unsqueeze(1).unsqueeze(3) * a.unsqueeze(0).unsqueeze(2)).reshape(g.shape[0] * a.shape[0], -1);   // G ⊗ A
-            var rows = Params[layer.Weight].shape[0];
-            var columns = Params[layer.Weight].numel() / rows;
-            // Entry (o, j) of the weight matrix is element o·columns + j of the weight, or element o of the bias (j = columns).
-            var index = new long[rows * (columns + (layer.HasBias ? 1 : 0))];
-            var k = 0;
-            for (long o = 0; o < rows; o++)
+            Tensor block;
+            if (IsCorrected)
             {
-                for (long j = 0; j < columns; j++) index[k++] = offsets[layer.Weight] + o * columns + j;
-                if (layer.HasBias) index[k++] = offsets[layer.Bias] + o;
+                var (_, qa, _, qg) = Eigen()[layer.Key];
+                var q = Kron(qg, qa);
+                block = (q * CurvatureEigenvalues(layer).flatten()).mm(q.t());
             }
-            var idx = tensor(index, device: dense.device);
+            else
+                block = Kron(FactorG[layer.Key], FactorASum[layer.Key] / DataCount);
+            var idx = tensor(MatrixIndex(layer), device: dense.device);
             var blockWithPrior = block + eye(block.shape[0], dtype: block.dtype, device: block.device) * PriorPrecision[layer.Key];
             dense.index_put_(blockWithPrior, idx.unsqueeze(1), idx.unsqueeze(0));
         }
         return dense.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>X ⊗ Y, rows and columns in the weight matrix's row-major order.</summary>
+    private static Tensor Kron(Tensor x, Tensor y) => (x.unsqueeze(1).unsqueeze(3) * y.unsqueeze(0).unsqueeze(2)).reshape(x.shape[0] * y.shape[0], -1);
+
+    /// <summary>
+    /// Where entry (o, j) of a layer's weight matrix, in row-major order, sits in <see cref="Subset"/> flattened in the
+    /// tree's order: element o·columns + j of the weight, or element o of the bias (j = columns).
+    /// </summary>
+    internal long[] MatrixIndex(KfacLayer layer)
+    {
+        var offsets = Params.Select(Subset).Layout.ToDictionary(s => s.Name, s => s.Offset);
+        var rows = Params[layer.Weight].shape[0];
+        var columns = Params[layer.Weight].numel() / rows;
+        var index = new long[rows * (columns + (layer.HasBias ? 1 : 0))];
+        var k = 0;
+        for (long o = 0; o < rows; o++)
+        {
+            for (long j = 0; j < columns; j++) index[k++] = offsets[layer.Weight] + o * columns + j;
+            if (layer.HasBias) index[k++] = offsets[layer.Bias] + o;
+        }
+        return index;
     }
 }

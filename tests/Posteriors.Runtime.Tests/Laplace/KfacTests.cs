@@ -343,8 +343,9 @@ public class KfacTests
         Assert.That(((mean - p.Flatten()).abs() / sd).max().item<double>(), Is.LessThan(4.5 / Math.Sqrt(20000) * 10));
     }
 
-    [Test]
-    public void TheLinearisedPredictiveEqualsJacobianTimesTheInverseTimesJacobian()
+    [TestCase(false)]
+    [TestCase(true)]
+    public void TheLinearisedPredictiveEqualsJacobianTimesTheInverseTimesJacobian(bool corrected)
     {
         manual_seed(12);
         var net = new SmallNet(3);
@@ -352,7 +353,10 @@ public class KfacTests
         var x = randn(new long[] { 30, 1, 4, 4 }, dtype: float64, generator: g);
         var y = randint(0, 3, new long[] { 30 }, generator: g);
         var p = ParameterTree.FromModule(net).Clone();
-        var state = Feed(Kfac.Build(Through(net, OutputLikelihood.Categorical), net, priorPrecision: 0.5), p, (x, y), 30);
+        var transform = Kfac.Build(Through(net, OutputLikelihood.Categorical), net, priorPrecision: 0.5);
+        var state = Feed(transform, p, (x, y), 30);
+        if (corrected) state = Correct(transform, state, (x, y), 30);
+        Assert.That(state.IsCorrected, Is.EqualTo(corrected));
         var inputs = x.narrow(0, 0, 5);
         Func<ParameterTree, ModelOutput> forward = q => { var wrt = ModuleBinding.Bind(net, q); return new ModelOutput(net.call(inputs), wrt); };
         var (mean, cov) = Kfac.LinearisedPredictive(state, forward, net, temperature: 2);
@@ -444,5 +448,145 @@ public class KfacTests
         TensorAssert.Same(back.DensePrecision(), state.DensePrecision());
         var e = Assert.Throws<ArgumentException>(() => Kfac.Build(model, net).Update(back, (x, y)))!;
         Assert.That(e.Message, Does.Contain("Reduce").And.Contain("Expand"));
+    }
+
+    /// <summary>The eigenvalue-correction pass over <paramref name="data"/> in batches.</summary>
+    private static KfacLaplaceState Correct(Kfac<Batch> transform, KfacLaplaceState state, Batch data, long batchSize)
+    {
+        foreach (var batch in TestModels.Batches(data, batchSize)) state = transform.UpdateEigenvalueCorrection(state, batch, inplace: true);
+        return state;
+    }
+
+    /// <summary>Q_G ⊗ Q_A in the weight matrix's row-major order.</summary>
+    private static Tensor Kron(Tensor x, Tensor y) => (x.unsqueeze(1).unsqueeze(3) * y.unsqueeze(0).unsqueeze(2)).reshape(x.shape[0] * y.shape[0], -1);
+
+    [Test]
+    public void CorrectedEigenvaluesAreTheDiagonalOfTheDenseGgnInTheKfacEigenbasis()
+    {
+        manual_seed(32);
+        var net = new SmallNet(3);
+        var g = new Generator(33);
+        var x = randn(new long[] { 20, 1, 4, 4 }, dtype: float64, generator: g);
+        var y = randint(0, 3, new long[] { 20 }, generator: g);
+        var model = Through(net, OutputLikelihood.Categorical);
+        var p = ParameterTree.FromModule(net).Clone();
+        var transform = Kfac.Build(model, net, priorPrecision: 0.3);
+        var state = Feed(transform, p, (x, y), 8);
+        var kfac = state.Layers.ToDictionary(l => l.Key, l => state.CurvatureEigenvalues(l));
+        state = Correct(transform, state, (x, y), 8);
+        Assert.That(state.IsCorrected && state.CorrectionCount == 20);
+        var ggn = Feed(DenseGgn.Build(model, initPrecision: 0.0, module: net), p, (x, y), 8).Precision;
+        foreach (var layer in state.Layers)
+        {
+            var (_, qa, _, qg) = state.Eigen()[layer.Key];
+            var q = Kron(qg, qa);
+            var idx = tensor(state.MatrixIndex(layer));
+            var block = ggn.index_select(0, idx).index_select(1, idx);
+            var expected = q.t().mm(block).mm(q).diagonal().reshape(qg.shape[0], qa.shape[0]);
+            TensorAssert.Close(state.CurvatureEigenvalues(layer), expected, 1e-8, 1e-10, layer.Key);
+            // The layer's trace is exact; KFAC's eigenvalues differ from the diagonal.
+            Assert.That(state.CurvatureEigenvalues(layer).sum().item<double>(), Is.EqualTo(block.trace().item<double>()).Within(1e-9).Percent, layer.Key);
+            Assert.That(RelativeError(kfac[layer.Key], expected), Is.GreaterThan(1e-3), layer.Key);
+        }
+    }
+
+    [Test]
+    public void ForOneLinearLayerWithOneOutputTheCorrectedEigenvaluesAreKfacs()
+    {
+        manual_seed(34);
+        var module = nn.Linear(6, 1, dtype: float64);
+        var g = new Generator(35);
+        var x = randn(new long[] { 30, 6 }, dtype: float64, generator: g);
+        var y = randn(new long[] { 30, 1 }, dtype: float64, generator: g);
+        var transform = Kfac.Build(Through(module, OutputLikelihood.Normal(0.4)), module);
+        var state = Feed(transform, ParameterTree.FromModule(module).Clone(), (x, y), 10);
+        var layer = state.Layers.Single();
+        var kfac = state.CurvatureEigenvalues(layer);
+        state = Correct(transform, state, (x, y), 7);
+        Assert.That(state.IsCorrected);
+        TensorAssert.Close(state.CurvatureEigenvalues(layer), kfac, 1e-10, 1e-10);
+    }
+
+    [Test]
+    public void DrawsAndTheEvidenceUseTheCorrectedEigenvalues()
+    {
+        manual_seed(36);
+        var net = nn.Sequential(("hidden", nn.Linear(3, 4, dtype: float64)), ("act", nn.Tanh()), ("out", nn.Linear(4, 2, dtype: float64)));
+        var g = new Generator(37);
+        var x = randn(new long[] { 50, 3 }, dtype: float64, generator: g);
+        var y = randint(0, 2, new long[] { 50 }, generator: g);
+        var p = ParameterTree.FromModule(net).Clone();
+        var transform = Kfac.Build(Through(net, OutputLikelihood.Categorical), net, priorPrecision: 2);
+        var state = Correct(transform, Feed(transform, p, (x, y), 25), (x, y), 25);
+        const long count = 20000;
+        var draws = state.Sample(count, seed: 4, temperature: 0.5);
+        var groups = MarginalLikelihood.Groups(state);
+        foreach (var (layer, i) in state.Layers.Select((l, i) => (l, i)))
+        {
+            var s = state.EigenvalueCorrectionSum[layer.Key];
+            var (la, qa, lg, qg) = state.Eigen()[layer.Key];
+            Assert.That(RelativeError(s, lg.unsqueeze(1) * la.unsqueeze(0)), Is.GreaterThan(1e-3), "the corrections differ from KFAC's eigenvalues");
+            TensorAssert.Same(groups[i].CurvatureEigenvalues, s.flatten(), layer.Key);
+            // Each draw's deviation in the eigenbasis, Q_Gᵀ (W − Ŵ) Q_A, has independent entries of variance T / (s + δ).
+            var w = cat(new[] { draws[layer.Weight], draws[layer.Bias].unsqueeze(2) }, 2) - state.WeightMatrix(layer);
+            var rotated = qg.t().matmul(w).matmul(qa);
+            var variance = rotated.square().mean(new long[] { 0 });
+            var expected = 0.5 / (s + 2);
+            // The sample variance of 20,000 normal draws has relative sd √(2/20000) = 0.01.
+            Assert.That(((variance - expected) / expected).abs().max().item<double>(), Is.LessThan(0.05), layer.Key);
+        }
+        // The draws' covariance is the inverse of the corrected dense precision.
+        var flat = cat(draws.Select(p.Names).Leaves.Select(t => t.reshape(count, -1)).ToArray(), 1);
+        var centred = flat - flat.mean(new long[] { 0 });
+        Assert.That(RelativeError(centred.t().mm(centred) / (count - 1), 0.5 * linalg.inv(state.DensePrecision())), Is.LessThan(0.1));
+    }
+
+    [Test]
+    public void CorrectionsSaveAndLoadAndFactorsRefuseBatchesThatWouldMakeThemStale()
+    {
+        manual_seed(38);
+        var net = new SmallNet(3);
+        var g = new Generator(39);
+        var x = randn(new long[] { 12, 1, 4, 4 }, dtype: float64, generator: g);
+        var y = randint(0, 3, new long[] { 12 }, generator: g);
+        var model = Through(net, OutputLikelihood.Categorical);
+        var transform = Kfac.Build(model, net, sampled: true);
+        var state = Feed(transform, ParameterTree.FromModule(net).Clone(), (x, y), 6);
+        Assert.That(state.IsCorrected, Is.False);
+        // The copying form leaves its input as it was and gives what the in-place form writes.
+        var copy = transform.UpdateEigenvalueCorrection(state, (x, y));
+        Assert.That(state.IsCorrected, Is.False);
+        Assert.That(copy.CorrectionCount, Is.EqualTo(12));
+        state = Correct(transform, state, (x, y), 12);
+        foreach (var layer in state.Layers) TensorAssert.Same(copy.EigenvalueCorrectionSum[layer.Key], state.EigenvalueCorrectionSum[layer.Key], layer.Key);
+        state.ClearEigenvalueCorrection();
+        state = Correct(transform, state, (x, y), 6);
+        var path = Path.Combine(Path.GetTempPath(), $"kfac-{Guid.NewGuid():N}.state");
+        StateFile.Save(path, state);
+        var back = StateFile.Load<KfacLaplaceState>(path);
+        File.Delete(path);
+        Assert.That(back.CorrectionCount, Is.EqualTo(12));
+        foreach (var layer in state.Layers) TensorAssert.Same(back.CurvatureEigenvalues(layer), state.CurvatureEigenvalues(layer), layer.Key);
+        TensorAssert.Same(back.DensePrecision(), state.DensePrecision());
+
+        // Adding a batch to the factors would change the eigenbases the corrections were measured in.
+        var e = Assert.Throws<InvalidOperationException>(() => transform.Update(back, (x, y)))!;
+        Assert.That(e.Message, Does.Contain("stale").And.Contain("ClearEigenvalueCorrection"));
+        back.ClearEigenvalueCorrection();
+        Assert.That(back.IsCorrected, Is.False);
+        back = transform.Update(back, (x, y), inplace: true);
+        Assert.That(back.DataCount, Is.EqualTo(24));
+
+        // The correction pass uses the fit's curvature and layers.
+        Assert.That(Assert.Throws<ArgumentException>(() => Kfac.Build(model, net).UpdateEigenvalueCorrection(state, (x, y)))!.Message,
+            Does.Contain("sampled").And.Contain("exact"));
+        Assert.That(Assert.Throws<ArgumentException>(() => Kfac.Build(model, net, sampled: true, layers: new[] { "fc" }).UpdateEigenvalueCorrection(state, (x, y)))!.Message,
+            Does.Contain("conv, fc"));
+        Assert.Throws<InvalidOperationException>(() => transform.UpdateEigenvalueCorrection(transform.Init(ParameterTree.FromModule(net).Clone()), (x, y)));
+
+        // A file written before the corrections existed loads without any.
+        var old = StateFile.Load<KfacLaplaceState>(Path.Combine(TestContext.CurrentContext.TestDirectory, "Serialization", "Fixtures", "KfacLaplace.v2.state"));
+        Assert.That(old.IsCorrected, Is.False);
+        Assert.That(old.EigenvalueCorrectionSum["."].shape, Is.EqualTo(new long[] { 2, 3 }));
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Posteriors.Laplace;
 using Posteriors.Models;
 using Posteriors.Serialization;
 using Posteriors.Trees;
@@ -237,5 +238,55 @@ public class LaplaceCliTests
         args[^3] = "sideways";
         Assert.That(CommandLine.Run(args, TestConsole.Recorder().Console, error = new StringWriter()), Is.EqualTo(2));
         Assert.That(error.ToString(), Does.Contain("--conv-factors"));
+    }
+
+    [Test]
+    public void CorrectedEigenvaluesFollowAFitOrAReusedOneAndAreRecorded()
+    {
+        var weights = Weights(16);
+        var runs = Path.Combine(_out, "runs");
+        string[] Args(params string[] extra) =>
+            new[] { "laplace", "--weights", weights, "--widths", "4,8,16", "--tiny", "--synthetic", "--threads", "1", "-o", runs }.Concat(extra).ToArray();
+        JsonElement Run(params string[] extra)
+        {
+            var (console, text) = TestConsole.Recorder();
+            var error = new StringWriter();
+            Assert.That(CommandLine.Run(Args(extra), console, error), Is.EqualTo(0), error + text.ToString());
+            using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(LatestRun(runs), "metrics.json")));
+            return metrics.RootElement.Clone();
+        }
+        var kfac = Run();
+        var plain = Path.Combine(LatestRun(runs), "kfac.state");
+        Assert.That(kfac.GetProperty("eigenvalues").GetString(), Is.EqualTo("kfac"));
+
+        var reused = Run("--fit-from", plain, "--eigenvalues", "corrected");
+        var corrected = Path.Combine(LatestRun(runs), "kfac.state");
+        Assert.That(File.Exists(corrected), "the corrected state is written to the new run");
+        Assert.That(reused.GetProperty("eigenvalues").GetString(), Is.EqualTo("corrected"));
+        Assert.That(reused.GetProperty("correction_seconds").GetDouble(), Is.GreaterThan(0));
+        var traces = reused.GetProperty("curvature_trace");
+        Assert.That(traces.EnumerateObject().Select(t => t.Name), Is.EqualTo(new[] { "conv1", "conv2", "fc1", "fc2" }));
+        Assert.That(traces.EnumerateObject().All(t => t.Value.GetProperty("corrected").GetDouble() > 0 &&
+            t.Value.GetProperty("corrected").GetDouble() != t.Value.GetProperty("kfac").GetDouble()));
+        Assert.That(reused.GetProperty("log_evidence").GetDouble(), Is.Not.EqualTo(kfac.GetProperty("log_evidence").GetDouble()));
+        Assert.That(StateFile.Load<KfacLaplaceState>(corrected).IsCorrected);
+        var posterior = WeightsFile.Load(Path.Combine(LatestRun(runs), "posterior.safetensors"));
+        Assert.That(posterior["kfac/fc1/eigenvalues"].shape, Is.EqualTo(new long[] { 16, 8 * 7 * 7 + 1 }));
+
+        // The pass after a fresh fit draws the same labels as after the reused one: the same corrections.
+        var fresh = Run("--eigenvalues", "corrected");
+        Assert.That(fresh.GetProperty("log_evidence").GetDouble(), Is.EqualTo(reused.GetProperty("log_evidence").GetDouble()));
+        Assert.That(fresh.GetProperty("results").ToString(), Is.EqualTo(reused.GetProperty("results").ToString()));
+        // A corrected state is reused as is, or read with the factors' own eigenvalues when --eigenvalues kfac asks.
+        var again = Run("--fit-from", corrected, "--eigenvalues", "corrected");
+        Assert.That(again.GetProperty("correction_seconds").GetDouble(), Is.EqualTo(0));
+        Assert.That(again.GetProperty("log_evidence").GetDouble(), Is.EqualTo(reused.GetProperty("log_evidence").GetDouble()));
+        Assert.That(File.Exists(Path.Combine(LatestRun(runs), "kfac.state")), Is.False);
+        var back = Run("--fit-from", corrected);
+        Assert.That(back.GetProperty("log_evidence").GetDouble(), Is.EqualTo(kfac.GetProperty("log_evidence").GetDouble()));
+
+        var bad = new StringWriter();
+        Assert.That(CommandLine.Run(Args("--eigenvalues", "exact"), TestConsole.Recorder().Console, bad), Is.EqualTo(2));
+        Assert.That(bad.ToString(), Does.Contain("--eigenvalues").And.Contain("exact"));
     }
 }

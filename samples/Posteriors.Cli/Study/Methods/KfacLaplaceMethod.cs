@@ -102,6 +102,19 @@ public sealed class KfacLaplaceMethod : IStudyMethod
         return state;
     }
 
+    /// <summary>
+    /// The eigenvalue-correction pass (EKFAC) over every image of <paramref name="train"/> in the fit's batches, with the
+    /// state's curvature and seed (the fit's sampled labels when the batches are the same as the fit's).
+    /// </summary>
+    public static KfacLaplaceState CorrectEigenvalues(nn.Module<Tensor, Tensor> model, KfacLaplaceState state, ImageDataSet train, int batchSize,
+        IEnumerable<string>? layers, bool sampled, KfacConvFactors convFactors = KfacConvFactors.Expand)
+    {
+        var transform = Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled, convFactors: convFactors);
+        foreach (var batch in train.Sequential(batchSize))
+            using (NewDisposeScope()) state = transform.UpdateEigenvalueCorrection(state, batch, inplace: true);
+        return state;
+    }
+
     /// <summary>Log predictive probabilities [N, C] of the linearised predictive (multiclass probit) on <paramref name="data"/>.</summary>
     public static Tensor LogProbs(KfacLaplaceState state, nn.Module<Tensor, Tensor> model, ImageDataSet data, double temperature, int chunk = 32) =>
         LogProbs(OutputGaussians(state, model, data, chunk), temperature, monteCarloDraws: 0, generator: null).Pairwise;
