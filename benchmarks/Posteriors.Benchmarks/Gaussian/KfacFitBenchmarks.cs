@@ -16,8 +16,8 @@ namespace Posteriors.Benchmarks.Gaussian;
 /// alone: <c>--filter '*KfacFit*' --job short --warmupCount 1 --iterationCount 5</c>, or interleaved:
 /// <c>interleaved 7 KfacFit</c> (with OMP_NUM_THREADS=1 its CPU-time ratios hold up on a loaded machine). With a
 /// stride-1 convolution's A from shifted channel products (docs/ALGORITHMS.md §4a), <c>OMP_NUM_THREADS=1 … interleaved 7
-/// KfacFit</c> on the shared machine at load 4–6 gave the sampled update 1.56–1.63 gradients (CPU), a fit 1.70–1.76
-/// epochs, against 2.02 and 2.14 before at load 6–8 (docs/STUDY.md).
+/// KfacFit</c> on the idle machine gives the sampled update 1.50 gradients and a fit 1.61 epochs (two threads,
+/// <c>interleaved 15 KfacFit</c>: 1.60 and 1.69), against 2.10 and 2.19 before (docs/STUDY.md).
 /// </summary>
 [MemoryDiagnoser]
 public class KfacFitBenchmarks
