@@ -122,6 +122,9 @@ internal static class LaplaceCommand
         return command;
     }
 
+    /// <summary>How the linearised predictive's output Gaussians are read: pairwise or per-logit probit, or Monte Carlo.</summary>
+    private enum Reading { Pairwise, PerLogit, MonteCarlo }
+
     private sealed record Settings(string Weights, string Architecture, (int, int, int) Widths, int[] Hidden, string Layers, double PriorPrecision, string Tune, bool Sampled,
         KfacConvFactors ConvFactors, bool Corrected, int? TrainSize, int? TestSize, int BatchSize, int MonteCarloDraws, int? ValidationFromTest, bool TuneTemperature, string? FitFrom, int Samples, bool Synthetic);
 
@@ -174,7 +177,7 @@ internal static class LaplaceCommand
             fitData = train.Take(train.Count - held);
         }
         var layerNames = KfacLaplaceMethod.LayersFor(model, s.Layers);
-        var reused = s.FitFrom is not null ? Reuse(s.FitFrom, model, mode, layerNames, s.Sampled, s.ConvFactors, fitData.Count, device) : null;
+        var reused = s.FitFrom is not null ? Reuse(s.FitFrom, mode, KfacLaplaceMethod.Transform(model, layerNames, s.Sampled, s.ConvFactors).Layers, s.Sampled, s.ConvFactors, fitData.Count, device) : null;
         var run = RunFolder.Open(common.Output, resume: false);
         var clock = Stopwatch.StartNew();
         var state = reused ?? KfacLaplaceMethod.Fit(model, mode, fitData, s.BatchSize, layerNames, s.Sampled, common.Seeds[0], _ => { }, s.ConvFactors);
@@ -203,12 +206,18 @@ internal static class LaplaceCommand
         var groups = MarginalLikelihood.Groups(state);
         // The MC draws of the validation and the reported images come from separate streams of the seed.
         Generator Draws(int stream) => new Rng().For(common.Seeds[0], 0, device, stream);
+        // One reading of the output Gaussians at a temperature; Monte Carlo draws from the given stream.
+        Tensor Read((Tensor Mean, Tensor Covariance) outputs, double temperature, Reading reading, int stream)
+        {
+            var monteCarlo = reading == Reading.MonteCarlo;
+            var p = KfacLaplaceMethod.LogProbs(outputs, temperature, monteCarlo ? s.MonteCarloDraws : 0, monteCarlo ? Draws(stream) : null);
+            return reading switch { Reading.Pairwise => p.Pairwise, Reading.PerLogit => p.PerLogit, _ => p.MonteCarlo! };
+        }
         // δ and T are tuned on the predictive that is reported as the GLM predictive itself: Monte Carlo when drawn.
-        double ValidationNll((Tensor Mean, Tensor Covariance) outputs, double temperature, int which)
+        double ValidationNll((Tensor Mean, Tensor Covariance) outputs, double temperature, Reading reading)
         {
             using var scope = NewDisposeScope();
-            var p = KfacLaplaceMethod.LogProbs(outputs, temperature, which == 2 ? s.MonteCarloDraws : 0, which == 2 ? Draws(1) : null);
-            return PredictiveMetrics.NegativeLogLikelihood(which switch { 0 => p.Pairwise, 1 => p.PerLogit, _ => p.MonteCarlo! }, validation!.Labels);
+            return PredictiveMetrics.NegativeLogLikelihood(Read(outputs, temperature, reading, 1), validation!.Labels);
         }
         string tuning;
         IReadOnlyList<(double, double)>? grid = null;
@@ -228,7 +237,7 @@ internal static class LaplaceCommand
                 {
                     state.SetPriorPrecision(d);
                     var outputs = KfacLaplaceMethod.OutputGaussians(state, model, validation!);
-                    return ValidationNll(outputs, 1, s.MonteCarloDraws > 0 ? 2 : 0);
+                    return ValidationNll(outputs, 1, s.MonteCarloDraws > 0 ? Reading.MonteCarlo : Reading.Pairwise);
                 });
                 state.SetPriorPrecision(best);
                 grid = nlls;
@@ -255,13 +264,12 @@ internal static class LaplaceCommand
         {
             var validationOutputs = KfacLaplaceMethod.OutputGaussians(state, model, validation!);
             var candidates = Enumerable.Range(-8, 17).Select(k => Math.Pow(2, k / 2.0)).ToArray();
-            foreach (var (name, which) in new[] { ("laplace-kfac", 0), ("laplace-kfac-per-logit", 1), ("laplace-kfac-mc", 2) })
+            foreach (var (name, reading) in new[] { ("laplace-kfac", Reading.Pairwise), ("laplace-kfac-per-logit", Reading.PerLogit), ("laplace-kfac-mc", Reading.MonteCarlo) })
             {
-                if (which == 2 && s.MonteCarloDraws == 0) continue;
-                var nlls = candidates.Select(t => (T: t, Nll: ValidationNll(validationOutputs, t, which))).ToList();
+                if (reading == Reading.MonteCarlo && s.MonteCarloDraws == 0) continue;
+                var nlls = candidates.Select(t => (T: t, Nll: ValidationNll(validationOutputs, t, reading))).ToList();
                 var best = nlls.MinBy(g => g.Nll).T;
-                var p = KfacLaplaceMethod.LogProbs(testOutputs, best, which == 2 ? s.MonteCarloDraws : 0, which == 2 ? Draws(0) : null);
-                predictives.Add((name + "-t", which switch { 0 => p.Pairwise, 1 => p.PerLogit, _ => p.MonteCarlo! }, best));
+                predictives.Add((name + "-t", Read(testOutputs, best, reading, 0), best));
                 temperatures.Add(new Dictionary<string, object> { ["method"] = name, ["temperature"] = best, ["validation_nll"] = nlls.Select(g => new[] { g.T, g.Nll }).ToArray() });
             }
         }
@@ -325,7 +333,7 @@ internal static class LaplaceCommand
     }
 
     /// <summary>The KFAC state saved by an earlier run, if it was fitted at these weights, on these layers, with this curvature and this many images.</summary>
-    private static KfacLaplaceState Reuse(string path, nn.Module model, ParameterTree mode, string[]? layers, bool sampled, KfacConvFactors convFactors, long images, Device device)
+    private static KfacLaplaceState Reuse(string path, ParameterTree mode, IReadOnlyList<KfacLayer> layers, bool sampled, KfacConvFactors convFactors, long images, Device device)
     {
         KfacLaplaceState state;
         try
@@ -336,7 +344,7 @@ internal static class LaplaceCommand
         {
             throw new UsageException($"--fit-from: {e.Message}");
         }
-        var expected = layers ?? model.named_modules().Where(m => m.module is TorchSharp.Modules.Linear or TorchSharp.Modules.Conv2d).Select(m => m.name).ToArray();
+        var expected = layers.Select(l => l.Key).ToArray();
         var found = state.Layers.Select(l => l.Key).ToArray();
         if (!found.SequenceEqual(expected))
             throw new UsageException($"--fit-from: '{path}' covers the layers {string.Join(", ", found)}; --layers asks for {string.Join(", ", expected)}.");

@@ -431,7 +431,7 @@ public sealed class KfacLaplaceState : AlgorithmState, IPersistentState<KfacLapl
     }
 
     /// <summary>X ⊗ Y, rows and columns in the weight matrix's row-major order.</summary>
-    private static Tensor Kron(Tensor x, Tensor y) => (x.unsqueeze(1).unsqueeze(3) * y.unsqueeze(0).unsqueeze(2)).reshape(x.shape[0] * y.shape[0], -1);
+    internal static Tensor Kron(Tensor x, Tensor y) => (x.unsqueeze(1).unsqueeze(3) * y.unsqueeze(0).unsqueeze(2)).reshape(x.shape[0] * y.shape[0], -1);
 
     /// <summary>
     /// Where entry (o, j) of a layer's weight matrix, in row-major order, sits in <see cref="Subset"/> flattened in the

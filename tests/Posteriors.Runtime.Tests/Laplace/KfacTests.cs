@@ -457,9 +457,6 @@ public class KfacTests
         return state;
     }
 
-    /// <summary>Q_G ⊗ Q_A in the weight matrix's row-major order.</summary>
-    private static Tensor Kron(Tensor x, Tensor y) => (x.unsqueeze(1).unsqueeze(3) * y.unsqueeze(0).unsqueeze(2)).reshape(x.shape[0] * y.shape[0], -1);
-
     [Test]
     public void CorrectedEigenvaluesAreTheDiagonalOfTheDenseGgnInTheKfacEigenbasis()
     {
@@ -479,7 +476,7 @@ public class KfacTests
         foreach (var layer in state.Layers)
         {
             var (_, qa, _, qg) = state.Eigen()[layer.Key];
-            var q = Kron(qg, qa);
+            var q = KfacLaplaceState.Kron(qg, qa);
             var idx = tensor(state.MatrixIndex(layer));
             var block = ggn.index_select(0, idx).index_select(1, idx);
             var expected = q.t().mm(block).mm(q).diagonal().reshape(qg.shape[0], qa.shape[0]);

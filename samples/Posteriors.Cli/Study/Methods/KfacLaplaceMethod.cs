@@ -87,11 +87,16 @@ public sealed class KfacLaplaceMethod : IStudyMethod
         },
         batch => batch.Y, OutputLikelihood.Categorical);
 
+    /// <summary>The KFAC transform of <paramref name="model"/>'s <paramref name="layers"/> (all its Linear and Conv2d layers when null), prior precision 1.</summary>
+    public static Kfac<(Tensor X, Tensor Y)> Transform(nn.Module<Tensor, Tensor> model, IEnumerable<string>? layers, bool sampled,
+        KfacConvFactors convFactors = KfacConvFactors.Expand) =>
+        Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled, convFactors: convFactors);
+
     /// <summary>Fits the KFAC factors at <paramref name="mode"/> over every image of <paramref name="train"/> (prior precision 1 until set).</summary>
     public static KfacLaplaceState Fit(nn.Module<Tensor, Tensor> model, ParameterTree mode, ImageDataSet train, int batchSize,
         IEnumerable<string>? layers, bool sampled, int seed, Action<long> progress, KfacConvFactors convFactors = KfacConvFactors.Expand)
     {
-        var transform = Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled, convFactors: convFactors);
+        var transform = Transform(model, layers, sampled, convFactors);
         var state = transform.Init(mode, seed);
         long step = 0;
         foreach (var batch in train.Sequential(batchSize))
@@ -109,7 +114,7 @@ public sealed class KfacLaplaceMethod : IStudyMethod
     public static KfacLaplaceState CorrectEigenvalues(nn.Module<Tensor, Tensor> model, KfacLaplaceState state, ImageDataSet train, int batchSize,
         IEnumerable<string>? layers, bool sampled, KfacConvFactors convFactors = KfacConvFactors.Expand)
     {
-        var transform = Kfac.Build(ForwardModel(model), model, priorPrecision: 1, layers: layers, sampled: sampled, convFactors: convFactors);
+        var transform = Transform(model, layers, sampled, convFactors);
         foreach (var batch in train.Sequential(batchSize))
             using (NewDisposeScope()) state = transform.UpdateEigenvalueCorrection(state, batch, inplace: true);
         return state;
